@@ -1,0 +1,16 @@
+.PHONY: demo test lint check ci
+
+demo:
+	python3 run.py demo
+
+test:
+	python3 run.py test
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/mypy
+
+check:
+	python3 run.py check
+
+ci:
+	.ci/run

@@ -1,0 +1,78 @@
+"""The admin JSON API under `/api/v1` (bearer token `STEPLINE_ADMIN_TOKEN`)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from bot.api.errors import ApiError
+from bot.api.friends import friend_json, get_friend, list_friends, patch_friend
+from bot.runtime import Runtime
+
+blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def runtime() -> Runtime:
+    return current_app.extensions["stepline"]  # type: ignore[no-any-return]
+
+
+@blueprint.before_request
+def require_token() -> Any:
+    token = runtime().settings.admin_token
+    if token is None:
+        raise ApiError(404, "the admin API is off (set STEPLINE_ADMIN_TOKEN to turn it on)")
+    header = request.headers.get("Authorization", "")
+    given = header[7:] if header.startswith("Bearer ") else ""
+    if not given or not hmac.compare_digest(given.encode(), token.encode()):
+        raise ApiError(401, "missing or wrong bearer token")
+    return None
+
+
+@blueprint.errorhandler(ApiError)
+def api_error(exc: ApiError) -> tuple[Response, int]:
+    body: dict[str, Any] = {"error": exc.message}
+    if exc.details:
+        body["details"] = exc.details
+    return jsonify(body), exc.status
+
+
+def json_body() -> dict[str, Any]:
+    payload = request.get_json(silent=True)
+    if not isinstance(payload, dict):
+        raise ApiError(422, "the body must be a JSON object")
+    return payload
+
+
+@blueprint.get("/friends/<line_user_id>")
+def friend(line_user_id: str) -> Any:
+    return jsonify(get_friend(runtime(), line_user_id))
+
+
+@blueprint.get("/friends")
+def friends() -> Any:
+    return jsonify(list_friends(runtime(), request.args))
+
+
+@blueprint.patch("/friends/<line_user_id>")
+def change_friend(line_user_id: str) -> Any:
+    return jsonify(patch_friend(runtime(), line_user_id, json_body()))
+
+
+@blueprint.post("/flows/reload")
+def reload_flows() -> Any:
+    result = runtime().catalogues.reload()
+    if not result.ok:
+        return jsonify(
+            {
+                "ok": False,
+                "error": "the catalogue has problems; the previous one stays in force",
+                "problems": [str(p) for p in result.problems],
+            }
+        ), 422
+    assert result.catalogue is not None
+    return jsonify({"ok": True, "flows": sorted(result.catalogue.flows)})
+
+
+__all__ = ["blueprint", "friend_json"]

@@ -1,0 +1,57 @@
+"""The loaded catalogue: every document of `STEPLINE_FLOWS`, validated and linted."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.catalogue.models import FieldDef, FlowDoc, KeywordRule, LinkDef
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One problem in one file, printed as `file:line:col: message` (1-based)."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+
+
+class CatalogueError(Exception):
+    """The catalogue cannot be loaded; `problems` says every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass(frozen=True)
+class FlowSource:
+    """A flow document's own YAML text and the hash that names this version of it."""
+
+    text: str
+    file: str
+    line: int
+
+    @property
+    def content_hash(self) -> str:
+        return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    fields: dict[str, FieldDef] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    flows: dict[str, FlowDoc] = field(default_factory=dict)
+    flow_sources: dict[str, FlowSource] = field(default_factory=dict)
+    keywords: list[KeywordRule] = field(default_factory=list)
+    links: dict[str, LinkDef] = field(default_factory=dict)
+    folder: Path | None = None
+
+    def flow_hash(self, name: str) -> str:
+        return self.flow_sources[name].content_hash

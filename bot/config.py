@@ -1,0 +1,87 @@
+"""Settings read once from the environment (and `.env`), passed explicitly everywhere."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dotenv import load_dotenv
+
+LINE_API_DEFAULT = "https://api.line.me"
+LINE_DATA_API_DEFAULT = "https://api-data.line.me"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything stepline reads from its environment; build it with `Settings.from_env()`."""
+
+    database_url: str = "sqlite:///instance/stepline.db"
+    channel_secret: str = ""
+    channel_access_token: str = ""
+    line_api_base_url: str = LINE_API_DEFAULT
+    line_data_api_base_url: str = LINE_DATA_API_DEFAULT
+    flows_dir: Path = Path("flows")
+    timezone: str = "Asia/Tokyo"
+    admin_token: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    line_timeout_seconds: float = 5.0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+        if dotenv and environ is None:
+            load_dotenv(Path.cwd() / ".env", override=False)
+        env = dict(os.environ if environ is None else environ)
+        base = env.get("LINE_API_BASE_URL", "").rstrip("/")
+        settings = cls(
+            database_url=env.get("DATABASE_URL") or default_database_url(),
+            channel_secret=env.get("LINE_CHANNEL_SECRET", ""),
+            channel_access_token=env.get("LINE_CHANNEL_ACCESS_TOKEN", ""),
+            # The emulator serves both API hosts on one origin, so one variable moves both.
+            line_api_base_url=base or LINE_API_DEFAULT,
+            line_data_api_base_url=base or LINE_DATA_API_DEFAULT,
+            flows_dir=Path(env.get("STEPLINE_FLOWS", "flows")),
+            timezone=env.get("STEPLINE_TIMEZONE", "Asia/Tokyo"),
+            admin_token=env.get("STEPLINE_ADMIN_TOKEN") or None,
+            public_url=env.get("STEPLINE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            line_timeout_seconds=float(env.get("STEPLINE_LINE_TIMEOUT", "5")),
+        )
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigError(f"STEPLINE_TIMEZONE: unknown time zone {self.timezone!r}") from exc
+
+    def require_line_credentials(self) -> None:
+        """Serving needs both LINE secrets; say which one is missing."""
+        missing = [
+            name
+            for name, value in (
+                ("LINE_CHANNEL_SECRET", self.channel_secret),
+                ("LINE_CHANNEL_ACCESS_TOKEN", self.channel_access_token),
+            )
+            if not value
+        ]
+        if missing:
+            raise ConfigError(f"missing required setting(s): {', '.join(missing)}")
+
+
+def default_database_url() -> str:
+    instance = Path.cwd() / "instance"
+    return f"sqlite:///{instance / 'stepline.db'}"

@@ -1,0 +1,1 @@
+"""Getting messages to LINE: the outbox, the sender and the LINE client."""

@@ -1,0 +1,65 @@
+"""The outbox: every reply and push is a row written in the same transaction as its cause."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.messages import MAX_MESSAGES_PER_REQUEST
+from storage.models import Friend, OutboxMessage
+
+
+def chunks(messages: list[dict[str, Any]], size: int = MAX_MESSAGES_PER_REQUEST) -> list[list[dict[str, Any]]]:
+    return [messages[i : i + size] for i in range(0, len(messages), size)]
+
+
+def queue_for_friend(
+    session: Session,
+    friend: Friend,
+    messages: list[dict[str, Any]],
+    *,
+    reply_token: str | None,
+    cause: str,
+    now: datetime,
+) -> list[OutboxMessage]:
+    """Queue a turn's messages: the first five as a free reply when there is a reply token,
+    the rest as pushes (each with its retry key fixed now, before any attempt)."""
+    if not messages or friend.status == "blocked":
+        return []
+    rows: list[OutboxMessage] = []
+    batches = chunks(messages)
+    if reply_token:
+        rows.append(_row("reply", friend, batches.pop(0), cause, now, reply_token=reply_token))
+    for batch in batches:
+        rows.append(_row("push", friend, batch, cause, now, retry_key=str(uuid.uuid4())))
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def _row(
+    kind: str,
+    friend: Friend,
+    messages: list[dict[str, Any]],
+    cause: str,
+    now: datetime,
+    *,
+    reply_token: str | None = None,
+    retry_key: str | None = None,
+) -> OutboxMessage:
+    return OutboxMessage(
+        kind=kind,
+        friend_id=friend.id,
+        recipients=[friend.line_user_id],
+        reply_token=reply_token,
+        messages=messages,
+        retry_key=retry_key,
+        cause=cause[:200],
+        status="pending",
+        attempts=0,
+        due_at=now,
+        created_at=now,
+    )

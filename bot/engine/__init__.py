@@ -1,0 +1,1 @@
+"""The conversation engine: flows on shared `transitions` machines, conditions and actions."""

@@ -1,0 +1,145 @@
+"""What a friend's action means: follow, block, text, postback, or a change from the API."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.catalogue.models import (
+    FieldSetTrigger,
+    FlowCompletedTrigger,
+    FlowDoc,
+    FollowTrigger,
+    KeywordTrigger,
+    PostbackTrigger,
+    TagAddedTrigger,
+    Trigger,
+)
+from bot.engine.actions import add_tag, run_actions, set_field
+from bot.engine.conversation import Answer, ChoicePostback, Conversations
+from bot.engine.fields import normalise
+from bot.engine.turn import MAX_TRIGGER_ROUNDS, Turn
+
+log = logging.getLogger(__name__)
+
+
+def trigger_matches(start: Trigger, fired: Trigger) -> bool:
+    """Does a flow's `start_on` entry match a trigger that fired?"""
+    if isinstance(start, FollowTrigger) and isinstance(fired, FollowTrigger):
+        return start.follow == "any" or start.follow == fired.follow
+    if isinstance(start, KeywordTrigger) and isinstance(fired, KeywordTrigger):
+        return normalise(start.keyword) == normalise(fired.keyword)
+    if isinstance(start, PostbackTrigger) and isinstance(fired, PostbackTrigger):
+        return start.postback == fired.postback
+    if isinstance(start, FlowCompletedTrigger) and isinstance(fired, FlowCompletedTrigger):
+        return start.flow_completed == fired.flow_completed
+    if isinstance(start, TagAddedTrigger) and isinstance(fired, TagAddedTrigger):
+        return start.tag_added == fired.tag_added
+    if isinstance(start, FieldSetTrigger) and isinstance(fired, FieldSetTrigger):
+        return start.field_set == fired.field_set
+    return False
+
+
+class Dispatcher:
+    """Turns one friend's action into conversation moves, tags, fields and messages."""
+
+    def __init__(self, conversations: Conversations | None = None) -> None:
+        self.conversations = conversations or Conversations()
+
+    # ------------------------------------------------------------------ helpers
+
+    def flows_started_by(self, turn: Turn, fired: Trigger) -> list[FlowDoc]:
+        return [
+            flow
+            for flow in turn.catalogue.flows.values()
+            if any(trigger_matches(start, fired) for start in flow.start_on)
+        ]
+
+    def _start_first(self, turn: Turn, fired: Trigger) -> bool:
+        for flow in self.flows_started_by(turn, fired):
+            if self.conversations.start(turn, flow.flow):
+                return True
+        return False
+
+    def expire_if_due(self, turn: Turn) -> None:
+        conv = self.conversations.active(turn.record.session, turn.record.friend.id)
+        if conv is not None and conv.expires_at is not None and conv.expires_at <= turn.now:
+            self.conversations.expire(turn, conv)
+
+    def finish(self, turn: Turn) -> None:
+        """Run what the turn's changes set off: flows started by triggers or `start_flow`."""
+        for _ in range(MAX_TRIGGER_ROUNDS):
+            fired, turn.triggers = turn.triggers, []
+            requested, turn.requested_flow = turn.requested_flow, None
+            if requested is not None:
+                self.conversations.start(turn, requested)
+            for trigger in fired:
+                self._start_first(turn, trigger)
+            if not turn.triggers and turn.requested_flow is None:
+                return
+        log.warning("%s: triggers still firing after %d rounds; stopped", turn.cause, MAX_TRIGGER_ROUNDS)
+
+    # ------------------------------------------------------------------ events
+
+    def on_follow(self, turn: Turn, unblocked: bool) -> None:
+        turn.emit(FollowTrigger(follow="unblocked" if unblocked else "new"))
+        self.finish(turn)
+
+    def on_unfollow(self, turn: Turn) -> None:
+        conv = self.conversations.active(turn.record.session, turn.record.friend.id)
+        if conv is not None:
+            self.conversations.cancel(turn, conv)
+
+    def on_text(self, turn: Turn, text: str) -> None:
+        self.expire_if_due(turn)
+        if self._start_first(turn, KeywordTrigger(keyword=text)):
+            self.finish(turn)
+            return
+        session = turn.record.session
+        conv = self.conversations.active(session, turn.record.friend.id)
+        keyword = next((k for k in turn.catalogue.keywords if k.matches(text)), None)
+        if conv is not None and not (
+            keyword is not None and not self.conversations.accepts(turn, conv, Answer(text=text))
+        ):
+            self.conversations.answer(turn, conv, Answer(text=text))
+        elif keyword is not None:
+            if keyword.reply:
+                turn.say(keyword.reply)
+            for message in keyword.messages:
+                turn.send(message)
+            run_actions(turn, keyword.do, f"keyword:{keyword.match}")
+        self.finish(turn)
+
+    def on_postback(self, turn: Turn, data: str, params: dict[str, Any] | None) -> None:
+        self.expire_if_due(turn)
+        session = turn.record.session
+        conv = self.conversations.active(session, turn.record.friend.id)
+        answered = conv is not None and self.conversations.answer(
+            turn, conv, Answer(postback=data, params=params)
+        )
+        if not answered:
+            if ChoicePostback.parse(data) is not None:
+                # A button of an earlier question: the friend has moved on; say nothing.
+                log.info("%s: stale choice %s ignored", turn.cause, data)
+            elif not self._start_first(turn, PostbackTrigger(postback=data)):
+                log.info("%s: postback %r is not ours; ignored", turn.cause, data[:80])
+        self.finish(turn)
+
+    def apply_changes(
+        self,
+        turn: Turn,
+        add_tags: list[str],
+        remove_tags: list[str],
+        fields: dict[str, Any],
+    ) -> None:
+        """A change from the admin API, with the same triggers as when a flow makes it."""
+        for name in add_tags:
+            add_tag(turn, name, turn.cause)
+        for name in remove_tags:
+            turn.record.remove_tag(name)
+        for name, value in fields.items():
+            if value is None:
+                turn.record.clear_field(name)
+            else:
+                set_field(turn, name, value)
+        self.finish(turn)

@@ -1,0 +1,158 @@
+"""One friend's tags, fields and answers inside one transaction: read once, written through."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from bot.catalogue import Catalogue
+from bot.engine import fields as fieldlib
+from storage.models import Answer, FieldValue, Friend, FriendTag, Tag
+from storage.upsert import insert_ignore
+
+
+class FriendRecord:
+    """A friend row plus its tags/fields/answers; every change is written to the session."""
+
+    def __init__(
+        self, session: Session, friend: Friend, catalogue: Catalogue, now: datetime, tz: ZoneInfo
+    ) -> None:
+        self.session = session
+        self.friend = friend
+        self.catalogue = catalogue
+        self.now = now
+        self.tz = tz
+        self._tags: set[str] | None = None
+        self._fields: dict[str, Any] | None = None
+        self._answers: dict[str, dict[str, Any]] | None = None
+
+    # ------------------------------------------------------------------ tags
+
+    @property
+    def tags(self) -> set[str]:
+        if self._tags is None:
+            rows = self.session.execute(
+                select(Tag.name)
+                .join(FriendTag, FriendTag.tag_id == Tag.id)
+                .where(FriendTag.friend_id == self.friend.id)
+            )
+            self._tags = {name for (name,) in rows}
+        return self._tags
+
+    def add_tag(self, name: str, reason: str) -> bool:
+        """Tag the friend; False if they already had it."""
+        if name in self.tags:
+            return False
+        tag_id = tag_id_for(self.session, name)
+        insert_ignore(
+            self.session,
+            FriendTag.__table__,  # type: ignore[arg-type]
+            {"friend_id": self.friend.id, "tag_id": tag_id, "added_at": self.now, "reason": reason},
+            ["friend_id", "tag_id"],
+        )
+        self.tags.add(name)
+        return True
+
+    def remove_tag(self, name: str) -> bool:
+        if name not in self.tags:
+            return False
+        tag_id = self.session.scalar(select(Tag.id).where(Tag.name == name))
+        self.session.execute(
+            delete(FriendTag).where(FriendTag.friend_id == self.friend.id, FriendTag.tag_id == tag_id)
+        )
+        self.tags.discard(name)
+        return True
+
+    # ------------------------------------------------------------------ fields
+
+    @property
+    def fields(self) -> dict[str, Any]:
+        """Field values by name, with catalogue defaults for unset fields."""
+        if self._fields is None:
+            values: dict[str, Any] = {
+                name: d.default for name, d in self.catalogue.fields.items() if d.default is not None
+            }
+            rows = self.session.scalars(
+                select(FieldValue).where(FieldValue.friend_id == self.friend.id)
+            )
+            for row in rows:
+                values[row.name] = fieldlib.from_json(row.type, row.value_json)
+            self._fields = values
+        return self._fields
+
+    def set_field(self, name: str, value: Any) -> bool:
+        """Store a (coerced) value; True if it changed."""
+        definition = self.catalogue.fields[name]
+        value = fieldlib.coerce(definition, value, self.tz)
+        if value is None:
+            return self.clear_field(name)
+        stored = self.session.get(FieldValue, (self.friend.id, name))
+        if stored is not None and fieldlib.from_json(stored.type, stored.value_json) == value:
+            return False
+        columns = fieldlib.typed_columns(definition.type, value)
+        if stored is None:
+            stored = FieldValue(friend_id=self.friend.id, name=name)
+            self.session.add(stored)
+        stored.type = definition.type
+        stored.value_json = fieldlib.to_json(value)
+        stored.value_number = columns["value_number"]
+        stored.value_text = columns["value_text"]
+        stored.value_datetime = columns["value_datetime"]
+        stored.updated_at = self.now
+        self.fields[name] = value
+        return True
+
+    def clear_field(self, name: str) -> bool:
+        result = self.session.execute(
+            delete(FieldValue).where(FieldValue.friend_id == self.friend.id, FieldValue.name == name)
+        )
+        self.fields.pop(name, None)
+        default = self.catalogue.fields.get(name)
+        if default is not None and default.default is not None:
+            self.fields[name] = default.default
+        return bool(getattr(result, "rowcount", 0))
+
+    # ------------------------------------------------------------------ answers
+
+    @property
+    def answers(self) -> dict[str, dict[str, Any]]:
+        """Latest answer per flow and step."""
+        if self._answers is None:
+            latest: dict[str, dict[str, Any]] = defaultdict(dict)
+            rows = self.session.execute(
+                select(Answer.flow, Answer.step, Answer.value)
+                .where(Answer.friend_id == self.friend.id)
+                .order_by(Answer.id)
+            )
+            for flow, step, value in rows:
+                latest[flow][step] = value
+            self._answers = dict(latest)
+        return self._answers
+
+    def record_answer(self, conversation_id: int, flow: str, step: str, value: Any) -> None:
+        self.session.add(
+            Answer(
+                friend_id=self.friend.id,
+                conversation_id=conversation_id,
+                flow=flow,
+                step=step,
+                value=fieldlib.to_json(value),
+                answered_at=self.now,
+            )
+        )
+        self.answers.setdefault(flow, {})[step] = fieldlib.to_json(value)
+
+
+def tag_id_for(session: Session, name: str) -> int:
+    """The tag's id, creating the tag row if needed (safe against concurrent creators)."""
+    tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
+    if tag_id is None:
+        insert_ignore(session, Tag.__table__, {"name": name}, ["name"])  # type: ignore[arg-type]
+        tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
+    assert tag_id is not None
+    return tag_id

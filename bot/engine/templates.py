@@ -1,0 +1,75 @@
+"""Message templates: Jinja2 in a sandbox, over plain values only."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from datetime import date, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2.sandbox import SandboxedEnvironment
+
+log = logging.getLogger(__name__)
+
+
+def _local(value: Any, tz: ZoneInfo) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(tz)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(tz)
+        except ValueError:
+            return value
+    return value
+
+
+def make_environment(tz: ZoneInfo) -> SandboxedEnvironment:
+    env = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+
+    def hm(value: Any) -> str:
+        local = _local(value, tz)
+        return local.strftime("%H:%M") if isinstance(local, datetime) else str(value)
+
+    def ymd(value: Any) -> str:
+        local = _local(value, tz)
+        if isinstance(local, datetime | date):
+            return f"{local.year}年{local.month}月{local.day}日"
+        return str(value)
+
+    def md(value: Any) -> str:
+        local = _local(value, tz)
+        if isinstance(local, datetime | date):
+            return f"{local.month}月{local.day}日"
+        return str(value)
+
+    def ymdhm(value: Any) -> str:
+        local = _local(value, tz)
+        if isinstance(local, datetime):
+            return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+        return ymd(value)
+
+    env.filters.update(hm=hm, ymd=ymd, md=md, ymdhm=ymdhm)
+    return env
+
+
+class Templates:
+    """Renders template text against a friend's values; a failed render never sends raw Jinja."""
+
+    def __init__(self, tz: ZoneInfo) -> None:
+        self.env = make_environment(tz)
+        self._compile = lru_cache(maxsize=2048)(self.env.from_string)
+
+    def render(self, text: str, values: dict[str, Any], link: Callable[[str], str]) -> str:
+        if "{{" not in text and "{%" not in text:
+            return text
+        try:
+            return self._compile(text).render(**values, link=link)
+        except Exception as exc:  # a bad template must never fail the whole event
+            log.warning("template failed (%s): %r", exc, text[:80])
+            return _TEMPLATE_PART.sub("", text).strip() or text
+
+
+_TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.S)

@@ -1,0 +1,69 @@
+"""One turn: everything that happens to one friend because of one cause, in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.catalogue import Catalogue
+from bot.catalogue.models import MessageDef, Trigger
+from bot.engine.friend_record import FriendRecord
+from bot.engine.templates import Templates
+from bot.messages import build, text_message
+
+MAX_TRIGGER_ROUNDS = 10  # a flow whose completion starts itself must not loop forever
+
+
+@dataclass
+class Turn:
+    """The friend, the catalogue in force, and what the turn has produced so far."""
+
+    record: FriendRecord
+    catalogue: Catalogue
+    templates: Templates
+    cause: str
+    reply_token: str | None = None
+    outgoing: list[dict[str, Any]] = field(default_factory=list)
+    triggers: list[Trigger] = field(default_factory=list)
+    requested_flow: str | None = None
+    event_values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def now(self) -> datetime:
+        return self.record.now
+
+    # ------------------------------------------------------------------ templates
+
+    def template_values(self) -> dict[str, Any]:
+        friend = self.record.friend
+        values: dict[str, Any] = {
+            "friend": {"name": friend.display_name, "line_user_id": friend.line_user_id},
+            "fields": dict(self.record.fields),
+            "tags": sorted(self.record.tags),
+            "answers": self.record.answers,
+            "now": self.now,
+        }
+        if self.event_values:
+            values["event"] = self.event_values
+        return values
+
+    def link(self, link_id: str) -> str:
+        # Tracked `/r/<token>` links arrive with the links feature; until then the
+        # catalogue's own URL is used so messages stay correct.
+        link = self.catalogue.links.get(link_id)
+        return link.url if link else ""
+
+    def render(self, text: str) -> str:
+        return self.templates.render(text, self.template_values(), self.link)
+
+    # ------------------------------------------------------------------ output
+
+    def say(self, text: str, quick_replies: list[dict[str, Any]] | None = None) -> None:
+        self.outgoing.append(text_message(self.render(text), quick_replies))
+
+    def send(self, message: MessageDef) -> None:
+        self.outgoing.append(build(message, self.render))
+
+    def emit(self, trigger: Trigger) -> None:
+        self.triggers.append(trigger)

@@ -1,0 +1,47 @@
+"""Logging with secrets scrubbed: tokens and the channel secret never reach a log line."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from bot.config import Settings
+
+
+class RedactSecrets(logging.Filter):
+    """Replace any configured secret that appears in a record's message with `***`."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 6]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.secrets:
+            return True
+        message = record.getMessage()
+        redacted = message
+        for secret in self.secrets:
+            redacted = redacted.replace(secret, "***")
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+_installed: dict[str, RedactSecrets] = {}
+
+
+def configure_logging(settings: Settings) -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(
+            level=os.environ.get("STEPLINE_LOG_LEVEL", "INFO").upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+    secrets = [settings.channel_secret, settings.channel_access_token, settings.admin_token or ""]
+    redactor = RedactSecrets(secrets)
+    for handler in root.handlers:
+        old = _installed.get(str(id(handler)))
+        if old is not None:
+            handler.removeFilter(old)
+        handler.addFilter(redactor)
+        _installed[str(id(handler))] = redactor

@@ -1,0 +1,100 @@
+"""The services one stepline process needs, built once from Settings (no module globals)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.catalogue import Catalogue, CatalogueError, Problem
+from bot.catalogue.loader import load_catalogue
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.delivery.line_client import LineClient
+from bot.delivery.sender import Sender
+from bot.engine.dispatch import Dispatcher
+from bot.engine.templates import Templates
+from storage.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReloadResult:
+    ok: bool
+    problems: list[Problem] = field(default_factory=list)
+    catalogue: Catalogue | None = None
+
+
+class CatalogueHolder:
+    """The catalogue in force; a reload that fails keeps the last good one and says why."""
+
+    def __init__(self, folder: Path, initial: Catalogue | None = None) -> None:
+        self.folder = folder
+        self._current = initial
+        self._lock = threading.Lock()
+        self.last_problems: list[Problem] = []
+
+    @property
+    def current(self) -> Catalogue:
+        if self._current is None:
+            result = self.reload()
+            if not result.ok:
+                raise CatalogueError(result.problems)
+        assert self._current is not None
+        return self._current
+
+    def reload(self) -> ReloadResult:
+        try:
+            catalogue = load_catalogue(self.folder)
+        except CatalogueError as exc:
+            self.last_problems = exc.problems
+            kept = "keeping the previous catalogue" if self._current else "no catalogue loaded"
+            log.error(
+                "catalogue %s has %d problem(s); %s:\n%s",
+                self.folder,
+                len(exc.problems),
+                kept,
+                "\n".join(str(p) for p in exc.problems),
+            )
+            return ReloadResult(ok=False, problems=exc.problems)
+        with self._lock:
+            self._current = catalogue
+            self.last_problems = []
+        log.info("catalogue loaded from %s: %d flow(s)", self.folder, len(catalogue.flows))
+        return ReloadResult(ok=True, catalogue=catalogue)
+
+
+class Runtime:
+    """Settings, database, clock, catalogue, LINE client and engine of one process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        db: Database | None = None,
+        line: LineClient | None = None,
+        catalogue: Catalogue | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or SystemClock()
+        self.db = db or Database(settings.database_url)
+        self.line = line or LineClient(
+            settings.line_api_base_url,
+            settings.channel_access_token,
+            timeout=settings.line_timeout_seconds,
+        )
+        self.catalogues = CatalogueHolder(settings.flows_dir, catalogue)
+        self.templates = Templates(settings.tz)
+        self.dispatcher = Dispatcher()
+        self.sender = Sender(self.db, self.line, self.clock)
+
+    @property
+    def catalogue(self) -> Catalogue:
+        return self.catalogues.current
+
+    def close(self) -> None:
+        self.line.close()
+        self.db.dispose()

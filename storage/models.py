@@ -1,0 +1,222 @@
+"""The tables. Every piece of state lives here; nothing is held only in memory."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite has no BIGINT autoincrement; an INTEGER primary key is its rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on both SQLite (which stores naive text) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Friend(Base):
+    """A LINE user who has added the account (友だち)."""
+
+    __tablename__ = "friends"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    line_user_id: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[str] = mapped_column(String(16), default="following")  # following | blocked
+    followed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unblocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Bumped on every processed event: the row we lock to serialise one user's events.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+    tags: Mapped[list[FriendTag]] = relationship(
+        back_populates="friend", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class Tag(Base):
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+
+
+class FriendTag(Base):
+    __tablename__ = "friend_tags"
+
+    friend_id: Mapped[int] = mapped_column(
+        ForeignKey("friends.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+    friend: Mapped[Friend] = relationship(back_populates="tags")
+    tag: Mapped[Tag] = relationship(lazy="joined")
+
+    __table_args__ = (Index("ix_friend_tags_tag_friend", "tag_id", "friend_id"),)
+
+
+class FieldValue(Base):
+    """One typed field of one friend; the typed columns make segments queryable in SQL."""
+
+    __tablename__ = "field_values"
+
+    friend_id: Mapped[int] = mapped_column(
+        ForeignKey("friends.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    value_json: Mapped[Any] = mapped_column(JSON)
+    value_number: Mapped[float | None] = mapped_column(Float)
+    value_text: Mapped[str | None] = mapped_column(Text)
+    value_datetime: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_field_values_name_number", "name", "value_number"),
+        Index("ix_field_values_name_datetime", "name", "value_datetime"),
+    )
+
+
+class FlowVersion(Base):
+    """The YAML of one flow at one content hash, so friends mid-flow keep their version."""
+
+    __tablename__ = "flow_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    flow: Mapped[str] = mapped_column(String(100))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    yaml_text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (UniqueConstraint("flow", "content_hash", name="uq_flow_versions_flow_hash"),)
+
+
+class Conversation(Base):
+    """A friend's position in a flow; the model the shared state machine moves."""
+
+    __tablename__ = "conversations"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    friend_id: Mapped[int] = mapped_column(ForeignKey("friends.id", ondelete="CASCADE"))
+    flow: Mapped[str] = mapped_column(String(100))
+    flow_version: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_conversations_friend_status", "friend_id", "status"),
+        Index("ix_conversations_status_expires", "status", "expires_at"),
+    )
+
+
+class Answer(Base):
+    __tablename__ = "answers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    friend_id: Mapped[int] = mapped_column(ForeignKey("friends.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    flow: Mapped[str] = mapped_column(String(100))
+    step: Mapped[str] = mapped_column(String(100))
+    value: Mapped[Any] = mapped_column(JSON)
+    answered_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_answers_friend_flow_step", "friend_id", "flow", "step"),)
+
+
+class WebhookEvent(Base):
+    """Every webhook event once, by LINE's `webhookEventId`."""
+
+    __tablename__ = "webhook_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    webhook_event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    type: Mapped[str] = mapped_column(String(40))
+    line_user_id: Mapped[str | None] = mapped_column(String(64))
+    is_redelivery: Mapped[bool] = mapped_column(default=False)
+    payload: Mapped[Any] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="done")  # done | ignored | failed
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OutboxMessage(Base):
+    """A reply or push to LINE, written in the same transaction as its cause."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # reply | push | multicast
+    friend_id: Mapped[int | None] = mapped_column(ForeignKey("friends.id", ondelete="SET NULL"))
+    recipients: Mapped[Any] = mapped_column(JSON)  # list of LINE user ids
+    reply_token: Mapped[str | None] = mapped_column(String(100))
+    messages: Mapped[Any] = mapped_column(JSON)  # LINE message objects (API JSON)
+    retry_key: Mapped[str | None] = mapped_column(String(36), unique=True)
+    cause: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    accepted_request_id: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)

@@ -1,0 +1,88 @@
+"""Storage on SQLite and PostgreSQL: migrations match the models, times stay UTC, uniques hold."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select, text
+from sqlalchemy.exc import IntegrityError
+
+from storage.db import Database
+from storage.models import Base, Friend, WebhookEvent
+from storage.upsert import insert_ignore
+
+
+def test_migrations_create_exactly_the_models(db: Database) -> None:
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_datetimes_round_trip_as_aware_utc(db: Database) -> None:
+    jst = timezone(timedelta(hours=9))
+    with db.write() as session:
+        session.add(
+            Friend(line_user_id="U1", display_name="花子", created_at=datetime(2026, 1, 2, 9, 0, tzinfo=jst))
+        )
+    with db.read() as session:
+        friend = session.scalars(select(Friend)).one()
+    assert friend.created_at == datetime(2026, 1, 2, 0, 0, tzinfo=UTC)
+    assert friend.created_at.tzinfo is not None
+
+
+def test_naive_datetimes_are_refused(db: Database) -> None:
+    with pytest.raises(Exception, match="naive"), db.write() as session:
+        session.add(Friend(line_user_id="U2", created_at=datetime(2026, 1, 1)))
+        session.flush()
+
+
+def test_webhook_event_ids_are_unique(db: Database) -> None:
+    row = {
+        "webhook_event_id": "01HX",
+        "type": "message",
+        "payload": {},
+        "status": "done",
+        "received_at": datetime.now(UTC),
+        "is_redelivery": False,
+    }
+    with db.write() as session:
+        assert insert_ignore(session, WebhookEvent.__table__, row, ["webhook_event_id"])
+        assert not insert_ignore(session, WebhookEvent.__table__, row, ["webhook_event_id"])
+    with pytest.raises(IntegrityError), db.write() as session:
+        session.add(WebhookEvent(**row))
+
+
+def test_sqlite_uses_wal_and_immediate_transactions(db: Database) -> None:
+    if not db.is_sqlite:
+        pytest.skip("SQLite only")
+    with db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 15000
+    # Two writers at once: the second waits for the first instead of failing with "locked".
+    order: list[str] = []
+    started = threading.Event()
+
+    def first() -> None:
+        with db.write() as session:
+            session.execute(text("INSERT INTO tags (name) VALUES ('a')"))
+            started.set()
+            threading.Event().wait(0.3)
+            order.append("first")
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    started.wait(5)
+    with db.write() as session:
+        session.execute(text("INSERT INTO tags (name) VALUES ('b')"))
+        order.append("second")
+    thread.join()
+    assert order == ["first", "second"]
+
+
+def test_ping(db: Database) -> None:
+    assert db.ping()
+    assert not Database("postgresql+psycopg://nobody@127.0.0.1:1/none").ping()
