@@ -87,6 +87,10 @@ class Runtime:
             timeout=settings.line_timeout_seconds,
         )
         self.catalogues = CatalogueHolder(settings.flows_dir, catalogue)
+        if catalogue is None:
+            # Read early: a process that starts must hold the catalogue it was started with,
+            # so a later broken edit cannot leave it with none.
+            self.catalogues.reload()
         self.templates = Templates(settings.tz)
         self.dispatcher = Dispatcher()
         self.sender = Sender(self.db, self.line, self.clock)
