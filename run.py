@@ -25,8 +25,6 @@ STAMP = VENV / ".stepline-installed"
 
 
 def ensure_environment() -> None:
-    if sys.version_info < (3, 11):
-        sys.exit(f"stepline needs Python 3.11 or newer (this is {sys.version.split()[0]})")
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == wanted and (BIN / "stepline").exists():
         return

@@ -127,7 +127,9 @@ def _apply(
         status = "ignored"
         outbox_ids: list[int] = []
         if uid is not None and kind in HANDLED_TYPES:
-            friend = lock_friend(session, uid, now, create=kind in ("follow", "message", "postback"))
+            friend = lock_friend(
+                session, uid, now, create=kind in ("follow", "message", "postback")
+            )
             if friend is not None:
                 turn = Turn(
                     record=FriendRecord(session, friend, catalogue, now, runtime.settings.tz),

@@ -168,9 +168,7 @@ class Answer(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     friend_id: Mapped[int] = mapped_column(ForeignKey("friends.id", ondelete="CASCADE"))
-    conversation_id: Mapped[int] = mapped_column(
-        ForeignKey("conversations.id", ondelete="CASCADE")
-    )
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     flow: Mapped[str] = mapped_column(String(100))
     step: Mapped[str] = mapped_column(String(100))
     value: Mapped[Any] = mapped_column(JSON)

@@ -29,7 +29,9 @@ class LineUser:
 
     def _post(self, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = requests.post(
-            f"{self.emulator_url}/_emulator/users/{self.user_id}/{action}", json=body or {}, timeout=30
+            f"{self.emulator_url}/_emulator/users/{self.user_id}/{action}",
+            json=body or {},
+            timeout=30,
         )
         assert response.status_code < 300, response.text
         result: dict[str, Any] = response.json()
@@ -100,7 +102,9 @@ class Stack:
         response.raise_for_status()
         return LineUser(self.emulator.url, response.json()["user_id"], name)
 
-    def api(self, method: str, path: str, token: str | None = ADMIN, **kwargs: Any) -> requests.Response:
+    def api(
+        self, method: str, path: str, token: str | None = ADMIN, **kwargs: Any
+    ) -> requests.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return requests.request(
             method, f"{self.bot.url}/api/v1{path}", headers=headers, timeout=30, **kwargs

@@ -93,7 +93,9 @@ def list_friends(runtime: Runtime, args: Mapping[str, str]) -> dict[str, Any]:
         return {"friends": items, "total": total, "next_after": next_after}
 
 
-def _validate_patch(runtime: Runtime, body: dict[str, Any]) -> tuple[list[str], list[str], dict[str, Any]]:
+def _validate_patch(
+    runtime: Runtime, body: dict[str, Any]
+) -> tuple[list[str], list[str], dict[str, Any]]:
     catalogue = runtime.catalogue
     unknown_keys = set(body) - {"add_tags", "remove_tags", "fields"}
     if unknown_keys:
@@ -134,7 +136,9 @@ def patch_friend(runtime: Runtime, line_user_id: str, body: dict[str, Any]) -> d
         if friend is None:
             raise ApiError(404, f"no friend with LINE user id {line_user_id!r}")
         record = FriendRecord(session, friend, catalogue, now, runtime.settings.tz)
-        turn = Turn(record=record, catalogue=catalogue, templates=runtime.templates, cause="api:patch")
+        turn = Turn(
+            record=record, catalogue=catalogue, templates=runtime.templates, cause="api:patch"
+        )
         runtime.dispatcher.apply_changes(turn, add_tags, remove_tags, fields)
         friend.version += 1
         rows = queue_for_friend(

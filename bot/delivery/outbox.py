@@ -12,7 +12,9 @@ from bot.messages import MAX_MESSAGES_PER_REQUEST
 from storage.models import Friend, OutboxMessage
 
 
-def chunks(messages: list[dict[str, Any]], size: int = MAX_MESSAGES_PER_REQUEST) -> list[list[dict[str, Any]]]:
+def chunks(
+    messages: list[dict[str, Any]], size: int = MAX_MESSAGES_PER_REQUEST
+) -> list[list[dict[str, Any]]]:
     return [messages[i : i + size] for i in range(0, len(messages), size)]
 
 

@@ -53,8 +53,10 @@ def evaluate(condition: Condition, record: FriendRecord) -> bool:
 
 def _comparable(value: Any, operand: Any) -> tuple[Any, Any]:
     """Bring a stored value and a YAML operand to comparable types."""
-    if isinstance(value, datetime) and isinstance(operand, date) and not isinstance(
-        operand, datetime
+    if (
+        isinstance(value, datetime)
+        and isinstance(operand, date)
+        and not isinstance(operand, datetime)
     ):
         return value.date(), operand
     if isinstance(value, datetime) and isinstance(operand, datetime) and operand.tzinfo is None:

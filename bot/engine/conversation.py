@@ -210,18 +210,14 @@ class Conversations:
     def _match_choice(self, flow: FlowDoc, step: Step, answer: Answer) -> tuple[int, Any] | None:
         assert step.choices is not None
         if answer.postback is not None:
-            parsed = ChoicePostback.parse(answer.postback)
-            if parsed and parsed.flow == flow.flow and parsed.step == step.ask:
-                if parsed.index < len(step.choices):
-                    choice = step.choices[parsed.index]
-                    if choice.datetime is not None:
-                        value = _picker_value(answer.params or {})
-                        return None if value is None else (parsed.index, value)
-                    return parsed.index, choice.answer_value
-            for index, choice in enumerate(step.choices):
-                if choice.data is not None and choice.data == answer.postback:
-                    return index, choice.answer_value
-            return None
+            index = _postback_choice(flow, step, answer.postback)
+            if index is None:
+                return None
+            choice = step.choices[index]
+            if choice.datetime is not None:
+                value = _picker_value(answer.params or {})
+                return None if value is None else (index, value)
+            return index, choice.answer_value
         if answer.text is not None:
             typed = normalise(answer.text)
             for index, choice in enumerate(step.choices):
@@ -252,7 +248,11 @@ class Conversations:
         conv.retries = 0
         if self._switch_requested(turn, conv):
             return
-        dest = choice.next if choice is not None and choice.next else self.next_of(turn, compiled, step)
+        dest = (
+            choice.next
+            if choice is not None and choice.next
+            else self.next_of(turn, compiled, step)
+        )
         self._advance(turn, conv, compiled, dest)
 
     def _invalid(
@@ -365,6 +365,18 @@ class Conversations:
 
     def cancel(self, turn: Turn, conv: Conversation) -> None:
         self._end(turn, conv, "cancelled")
+
+
+def _postback_choice(flow: FlowDoc, step: Step, data: str) -> int | None:
+    """Which choice of `step` a postback's data names (ours, or a choice's own `data`)."""
+    choices = step.choices or []
+    parsed = ChoicePostback.parse(data)
+    if parsed and parsed.flow == flow.flow and parsed.step == step.ask:
+        return parsed.index if parsed.index < len(choices) else None
+    for index, choice in enumerate(choices):
+        if choice.data is not None and choice.data == data:
+            return index
+    return None
 
 
 def _picker_value(params: dict[str, Any]) -> str | None:

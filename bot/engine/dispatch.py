@@ -77,7 +77,9 @@ class Dispatcher:
                 self._start_first(turn, trigger)
             if not turn.triggers and turn.requested_flow is None:
                 return
-        log.warning("%s: triggers still firing after %d rounds; stopped", turn.cause, MAX_TRIGGER_ROUNDS)
+        log.warning(
+            "%s: triggers still firing after %d rounds; stopped", turn.cause, MAX_TRIGGER_ROUNDS
+        )
 
     # ------------------------------------------------------------------ events
 

@@ -63,7 +63,9 @@ class FriendRecord:
             return False
         tag_id = self.session.scalar(select(Tag.id).where(Tag.name == name))
         self.session.execute(
-            delete(FriendTag).where(FriendTag.friend_id == self.friend.id, FriendTag.tag_id == tag_id)
+            delete(FriendTag).where(
+                FriendTag.friend_id == self.friend.id, FriendTag.tag_id == tag_id
+            )
         )
         self.tags.discard(name)
         return True
@@ -75,7 +77,9 @@ class FriendRecord:
         """Field values by name, with catalogue defaults for unset fields."""
         if self._fields is None:
             values: dict[str, Any] = {
-                name: d.default for name, d in self.catalogue.fields.items() if d.default is not None
+                name: d.default
+                for name, d in self.catalogue.fields.items()
+                if d.default is not None
             }
             rows = self.session.scalars(
                 select(FieldValue).where(FieldValue.friend_id == self.friend.id)
@@ -109,7 +113,9 @@ class FriendRecord:
 
     def clear_field(self, name: str) -> bool:
         result = self.session.execute(
-            delete(FieldValue).where(FieldValue.friend_id == self.friend.id, FieldValue.name == name)
+            delete(FieldValue).where(
+                FieldValue.friend_id == self.friend.id, FieldValue.name == name
+            )
         )
         self.fields.pop(name, None)
         default = self.catalogue.fields.get(name)

@@ -63,7 +63,9 @@ def direct_targets(flow: FlowDoc, step: Step) -> list[tuple[str, str, EdgeKind]]
             if choice.next is not None:
                 targets.append((choice.next, choice.label, "choice"))
             else:
-                targets.extend((dest, _join(choice.label, label), kind) for dest, label, kind in level)
+                targets.extend(
+                    (dest, _join(choice.label, label), kind) for dest, label, kind in level
+                )
     else:
         targets.extend(level)
     # Retries exhausted (or `when` false) also moves on by the step-level targets.

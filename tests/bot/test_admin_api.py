@@ -135,7 +135,10 @@ def test_reload_keeps_last_good_catalogue(make_stack: StackFactory, tmp_path: Pa
     (flows / "broken.yaml").write_text("flow: x\nsteps: [{ask: a}]\n", encoding="utf-8")
     response = stack.api("POST", "/flows/reload")
     assert response.status_code == 422
-    assert any(p.startswith(str(flows / "broken.yaml")) or "broken.yaml" in p for p in response.json()["problems"])
+    assert any(
+        p.startswith(str(flows / "broken.yaml")) or "broken.yaml" in p
+        for p in response.json()["problems"]
+    )
     user = stack.user()
     user.follow()  # the old catalogue still runs
     assert user.texts() == ["花子さん、性別を教えてください"]

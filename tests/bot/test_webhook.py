@@ -60,8 +60,12 @@ def text_event(user_id: str, text: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("signature", [None, "", "bm90LXRoZS1zaWduYXR1cmU=", "garbage"])
-def test_missing_or_wrong_signature_is_400_and_stores_nothing(stack: Stack, signature: str | None) -> None:
-    body = json.dumps({"destination": "x", "events": [text_event("U" + "b" * 32, "営業時間")]}).encode()
+def test_missing_or_wrong_signature_is_400_and_stores_nothing(
+    stack: Stack, signature: str | None
+) -> None:
+    body = json.dumps(
+        {"destination": "x", "events": [text_event("U" + "b" * 32, "営業時間")]}
+    ).encode()
     response = post(stack, body, signature)
     assert response.status_code == 400
     assert "Signature" in response.json()["error"]
@@ -70,7 +74,9 @@ def test_missing_or_wrong_signature_is_400_and_stores_nothing(stack: Stack, sign
 
 
 def test_signature_over_a_different_body_is_rejected(stack: Stack) -> None:
-    body = json.dumps({"events": [text_event("U" + "b" * 32, "営業時間")]}, ensure_ascii=False).encode()
+    body = json.dumps(
+        {"events": [text_event("U" + "b" * 32, "営業時間")]}, ensure_ascii=False
+    ).encode()
     tampered = body.replace("営業時間".encode(), "アンケート".encode())
     assert post(stack, tampered, sign(SECRET, body)).status_code == 400
     assert count(stack, WebhookEvent) == 0
@@ -107,7 +113,9 @@ def test_same_event_three_times_has_one_effect(stack: Stack) -> None:
             select(WebhookEvent.webhook_event_id).where(WebhookEvent.type == "message")
         ).all()
         replies = session.scalar(
-            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.cause == f"webhook:{event['webhookEventId']}")
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.cause == f"webhook:{event['webhookEventId']}")
         )
     assert ids == [event["webhookEventId"]]
     assert replies == 1
@@ -158,11 +166,22 @@ def _examples(user_id: str) -> dict[str, list[dict[str, Any]]]:
     messages = {
         "text": {"type": "text", "text": "こんにちは", "quoteToken": "q"},
         "image": {"type": "image", "contentProvider": {"type": "line"}, "quoteToken": "q"},
-        "video": {"type": "video", "duration": 1000, "contentProvider": {"type": "line"}, "quoteToken": "q"},
+        "video": {
+            "type": "video",
+            "duration": 1000,
+            "contentProvider": {"type": "line"},
+            "quoteToken": "q",
+        },
         "audio": {"type": "audio", "duration": 1000, "contentProvider": {"type": "line"}},
         "file": {"type": "file", "fileName": "a.pdf", "fileSize": 10},
         "location": {"type": "location", "latitude": 35.0, "longitude": 139.0, "address": "東京"},
-        "sticker": {"type": "sticker", "packageId": "1", "stickerId": "1", "stickerResourceType": "STATIC", "quoteToken": "q"},
+        "sticker": {
+            "type": "sticker",
+            "packageId": "1",
+            "stickerId": "1",
+            "stickerResourceType": "STATIC",
+            "quoteToken": "q",
+        },
     }
     return {
         "message": [
@@ -175,23 +194,44 @@ def _examples(user_id: str) -> dict[str, list[dict[str, Any]]]:
         "join": [base_event("join", user_id, source=group, **token)],
         "leave": [base_event("leave", user_id, source=group)],
         "memberJoined": [
-            base_event("memberJoined", user_id, source=group, joined={"members": [{"type": "user", "userId": user_id}]}, **token)
+            base_event(
+                "memberJoined",
+                user_id,
+                source=group,
+                joined={"members": [{"type": "user", "userId": user_id}]},
+                **token,
+            )
         ],
         "memberLeft": [
-            base_event("memberLeft", user_id, source=group, left={"members": [{"type": "user", "userId": user_id}]})
+            base_event(
+                "memberLeft",
+                user_id,
+                source=group,
+                left={"members": [{"type": "user", "userId": user_id}]},
+            )
         ],
         "postback": [base_event("postback", user_id, postback={"data": "not-ours"}, **token)],
         "videoPlayComplete": [
             base_event("videoPlayComplete", user_id, videoPlayComplete={"trackingId": "t"}, **token)
         ],
-        "beacon": [base_event("beacon", user_id, beacon={"hwid": "d41d8cd98f", "type": "enter"}, **token)],
+        "beacon": [
+            base_event("beacon", user_id, beacon={"hwid": "d41d8cd98f", "type": "enter"}, **token)
+        ],
         "accountLink": [
             base_event("accountLink", user_id, link={"result": "ok", "nonce": "n"}, **token)
         ],
         "membership": [
-            base_event("membership", user_id, membership={"type": "joined", "membershipId": 1}, **token)
+            base_event(
+                "membership", user_id, membership={"type": "joined", "membershipId": 1}, **token
+            )
         ],
-        "module": [base_event("module", user_id, module={"type": "attached", "botId": "U1", "scopes": ["message.write"]})],
+        "module": [
+            base_event(
+                "module",
+                user_id,
+                module={"type": "attached", "botId": "U1", "scopes": ["message.write"]},
+            )
+        ],
         "activated": [base_event("activated", user_id, chatControl={"expireAt": 1})],
         "deactivated": [base_event("deactivated", user_id)],
         "botSuspended": [base_event("botSuspended", user_id)],
@@ -206,7 +246,9 @@ def test_every_event_type_is_stored_and_answered_200(stack: Stack) -> None:
     examples = _examples(user_id)
     spec = yaml.safe_load(WEBHOOK_SPEC.read_text())
     spec_types = set(spec["components"]["schemas"]["Event"]["discriminator"]["mapping"])
-    assert spec_types <= set(examples), f"event types without an example: {spec_types - set(examples)}"
+    assert spec_types <= set(examples), (
+        f"event types without an example: {spec_types - set(examples)}"
+    )
     message_types = set(spec["components"]["schemas"]["MessageContent"]["discriminator"]["mapping"])
     assert {e["message"]["type"] for e in examples["message"]} == message_types
     sent = 0
@@ -222,7 +264,9 @@ def test_every_event_type_is_stored_and_answered_200(stack: Stack) -> None:
     assert "somethingNew" in {row.type for row in rows}
 
 
-def test_a_failing_event_is_kept_as_failed_not_lost(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_event_is_kept_as_failed_not_lost(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     user = stack.user()
     user.follow()
 

@@ -26,7 +26,11 @@ def test_datetimes_round_trip_as_aware_utc(db: Database) -> None:
     jst = timezone(timedelta(hours=9))
     with db.write() as session:
         session.add(
-            Friend(line_user_id="U1", display_name="花子", created_at=datetime(2026, 1, 2, 9, 0, tzinfo=jst))
+            Friend(
+                line_user_id="U1",
+                display_name="花子",
+                created_at=datetime(2026, 1, 2, 9, 0, tzinfo=jst),
+            )
         )
     with db.read() as session:
         friend = session.scalars(select(Friend)).one()

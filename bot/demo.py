@@ -1,0 +1,131 @@
+"""`stepline demo`: the bot and the LINE emulator on SQLite, with the example flows.
+
+No LINE account is needed: the emulator stands in for LINE, and the terminal chat (or any HTTP
+client of the emulator's `/_emulator/` API) plays a friend.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from bot.app import create_app
+from bot.clock import OffsetClock
+from bot.config import Settings
+from bot.emulator.app import create_emulator_app
+from bot.emulator.chat import run_chat
+from bot.emulator.config import EmulatorConfig
+from bot.http_server import ServerThread
+from bot.runtime import Runtime
+from storage.migrate import upgrade
+
+DEMO_SECRET = "stepline-demo-channel-secret"
+DEMO_TOKEN = "stepline-demo-channel-access-token"
+DEMO_ADMIN_TOKEN = "demo-admin-token"
+
+
+def watch_catalogue(runtime: Runtime, console: Console, stop: threading.Event) -> None:
+    """Reload the flows when a YAML file changes; show `check` problems instead of crashing."""
+    folder = runtime.settings.flows_dir
+
+    def snapshot() -> dict[Path, float]:
+        files = [*folder.rglob("*.yaml"), *folder.rglob("*.yml")]
+        return {f: f.stat().st_mtime for f in files if f.is_file()}
+
+    seen = snapshot()
+    while not stop.wait(1.0):
+        try:
+            current = snapshot()
+        except OSError:
+            continue
+        if current == seen:
+            continue
+        seen = current
+        result = runtime.catalogues.reload()
+        if result.ok:
+            console.print("[green]flows reloaded[/]")
+        else:
+            console.print(
+                f"[red]flows have {len(result.problems)} problem(s); still running the last good ones:[/]"
+            )
+            for problem in result.problems:
+                console.print(f"  {problem}", markup=False)
+
+
+@click.command("demo")
+@click.option("--port", default=8000, show_default=True, type=int, help="The bot's port.")
+@click.option("--emulator-port", default=8001, show_default=True, type=int)
+@click.option(
+    "--flows",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("flows"),
+    show_default=True,
+    help="Folder of YAML flows.",
+)
+@click.option(
+    "--database",
+    default="sqlite:///instance/demo.db",
+    show_default=True,
+    help="SQLAlchemy URL of the demo database.",
+)
+@click.option("--name", default="花子", show_default=True, help="Your name as the demo friend.")
+@click.option("--no-chat", is_flag=True, help="Only serve; chat through the emulator's API.")
+def demo_command(
+    port: int, emulator_port: int, flows: Path, database: str, name: str, no_chat: bool
+) -> None:
+    """Run the bot and the LINE emulator with the example flows, and chat as a friend."""
+    console = Console()
+    if not flows.is_dir():
+        raise click.ClickException(f"no flows folder at {flows.resolve()}")
+    upgrade(database)
+    clock = OffsetClock()
+    emulator = ServerThread(
+        create_emulator_app(
+            EmulatorConfig(
+                channel_secret=DEMO_SECRET,
+                channel_access_token=DEMO_TOKEN,
+                webhook_url=f"http://127.0.0.1:{port}/callback",
+                clock=clock,
+            )
+        ),
+        port=emulator_port,
+    ).start()
+    settings = Settings(
+        database_url=database,
+        channel_secret=DEMO_SECRET,
+        channel_access_token=DEMO_TOKEN,
+        line_api_base_url=emulator.url,
+        line_data_api_base_url=emulator.url,
+        flows_dir=flows,
+        admin_token=DEMO_ADMIN_TOKEN,
+    )
+    app = create_app(settings, clock=clock)
+    runtime: Runtime = app.extensions["stepline"]
+    for problem in runtime.catalogues.last_problems:
+        console.print(f"  {problem}", markup=False)
+    bot = ServerThread(app, port=port).start()
+    stop = threading.Event()
+    threading.Thread(
+        target=watch_catalogue, args=(runtime, console, stop), name="flows-watch", daemon=True
+    ).start()
+    console.print(f"[bold]stepline demo[/]: bot on {bot.url} (webhook {bot.url}/callback)")
+    console.print(f"LINE emulator on {emulator.url} (control API {emulator.url}/_emulator/)")
+    console.print(f"admin API: {bot.url}/api/v1 with 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'")
+    console.print(f"flows from {flows.resolve()} (edits are picked up live); database {database}")
+    try:
+        if no_chat:
+            console.print("Ctrl-C to stop.")
+            threading.Event().wait()
+        else:
+            run_chat(emulator.url, name)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        bot.stop()
+        emulator.stop()
+        runtime.close()
+        console.print("demo stopped")
