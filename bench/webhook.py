@@ -333,7 +333,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[Result]:
             str(emulator_port),
             "--webhook-url",
             "",
-            "--accept-any-reply-token",
+            "--accept-unknown-reply-tokens",
             "--quiet",
         ]
         with (

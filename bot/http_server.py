@@ -5,18 +5,29 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+
+class KeepAliveHandler(WSGIRequestHandler):
+    """HTTP/1.1, so clients (the LINE SDK's connection pool) reuse connections."""
+
+    protocol_version = "HTTP/1.1"
 
 
 class ServerThread:
     """Serve `app` on host:port (port 0 picks a free one) until `stop()`."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
+        self._server: BaseWSGIServer = make_server(
+            host, port, app, threaded=True, request_handler=KeepAliveHandler
+        )
         self.host = host
         self.port = self._server.server_port
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"http:{self.port}", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"http:{self.port}",
+            daemon=True,
         )
 
     @property

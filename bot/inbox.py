@@ -15,7 +15,7 @@ from bot.delivery.outbox import queue_for_friend
 from bot.engine.friend_record import FriendRecord
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
-from storage.models import Friend, WebhookEvent
+from storage.models import Friend, OutboxMessage, WebhookEvent
 from storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ HANDLED_TYPES = ("follow", "unfollow", "message", "postback")
 class Processed:
     webhook_event_id: str
     status: str  # done | duplicate | ignored | failed
-    outbox_ids: list[int] = field(default_factory=list)
+    outbox: list[OutboxMessage] = field(default_factory=list)
 
 
 def event_id(event: dict[str, Any]) -> str | None:
@@ -44,7 +44,12 @@ def user_id(event: dict[str, Any]) -> str | None:
 
 def lock_friend(session: Session, line_user_id: str, now: Any, *, create: bool) -> Friend | None:
     """The friend's row, locked for this transaction so one user's events never interleave."""
-    if create:
+    statement = select(Friend).where(Friend.line_user_id == line_user_id)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    # SQLite: BEGIN IMMEDIATE already serialises every writer.
+    friend = session.scalars(statement).first()
+    if friend is None and create:
         insert_ignore(
             session,
             Friend.__table__,  # type: ignore[arg-type]
@@ -57,11 +62,8 @@ def lock_friend(session: Session, line_user_id: str, now: Any, *, create: bool) 
             },
             ["line_user_id"],
         )
-    statement = select(Friend).where(Friend.line_user_id == line_user_id)
-    if session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    # SQLite: BEGIN IMMEDIATE already serialises every writer.
-    return session.scalars(statement).first()
+        friend = session.scalars(statement).first()
+    return friend
 
 
 def process_event(runtime: Runtime, event: dict[str, Any]) -> Processed:
@@ -78,8 +80,8 @@ def process_event(runtime: Runtime, event: dict[str, Any]) -> Processed:
         log.exception("event %s failed", webhook_event_id)
         _record_failure(runtime, event, webhook_event_id, exc)
         return Processed(webhook_event_id, "failed")
-    if processed.outbox_ids:
-        runtime.sender.send_ids(processed.outbox_ids)
+    if processed.outbox:
+        runtime.sender.send_claimed(processed.outbox)
     return processed
 
 
@@ -125,7 +127,7 @@ def _apply(
         if not inserted:
             return Processed(webhook_event_id, "duplicate")
         status = "ignored"
-        outbox_ids: list[int] = []
+        rows: list[OutboxMessage] = []
         if uid is not None and kind in HANDLED_TYPES:
             friend = lock_friend(
                 session, uid, now, create=kind in ("follow", "message", "postback")
@@ -147,14 +149,14 @@ def _apply(
                     reply_token=turn.reply_token,
                     cause=turn.cause,
                     now=now,
+                    claim_for=runtime.sender.owner,
                 )
-                outbox_ids = [row.id for row in rows]
         session.execute(
             update(WebhookEvent)
             .where(WebhookEvent.webhook_event_id == webhook_event_id)
             .values(status=status, processed_at=now)
         )
-    return Processed(webhook_event_id, status, outbox_ids)
+    return Processed(webhook_event_id, status, rows)
 
 
 def _dispatch(

@@ -14,7 +14,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
 
-class ReloadingArbiter(Arbiter):  # type: ignore[misc]
+class ReloadingArbiter(Arbiter):
     def handle_hup(self) -> None:
         self.log.info("SIGHUP: asking workers to reload the catalogue")
         self.kill_workers(signal.SIGHUP)
@@ -29,7 +29,7 @@ def _post_worker_init(worker: Any) -> None:
     signal.signal(signal.SIGHUP, reload)
 
 
-class StepLineServer(BaseApplication):  # type: ignore[misc]
+class StepLineServer(BaseApplication):
     def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         super().__init__()

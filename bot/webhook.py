@@ -18,7 +18,7 @@ blueprint = Blueprint("webhook", __name__)
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["stepline"]  # type: ignore[no-any-return]
+    return current_app.extensions["stepline"]
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:

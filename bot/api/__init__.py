@@ -15,7 +15,7 @@ blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 def runtime() -> Runtime:
-    return current_app.extensions["stepline"]  # type: ignore[no-any-return]
+    return current_app.extensions["stepline"]
 
 
 @blueprint.before_request

@@ -142,10 +142,15 @@ def patch_friend(runtime: Runtime, line_user_id: str, body: dict[str, Any]) -> d
         runtime.dispatcher.apply_changes(turn, add_tags, remove_tags, fields)
         friend.version += 1
         rows = queue_for_friend(
-            session, friend, turn.outgoing, reply_token=None, cause=turn.cause, now=now
+            session,
+            friend,
+            turn.outgoing,
+            reply_token=None,
+            cause=turn.cause,
+            now=now,
+            claim_for=runtime.sender.owner,
         )
-        outbox_ids = [row.id for row in rows]
         result = friend_json(record, session)
-    if outbox_ids:
-        runtime.sender.send_ids(outbox_ids)
+    if rows:
+        runtime.sender.send_claimed(rows)
     return result

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from bot.messages import MAX_MESSAGES_PER_REQUEST
 from storage.models import Friend, OutboxMessage
+
+LEASE = timedelta(seconds=60)  # how long a claimed row is a sender's before others may retry it
 
 
 def chunks(
@@ -26,9 +28,14 @@ def queue_for_friend(
     reply_token: str | None,
     cause: str,
     now: datetime,
+    claim_for: str | None = None,
 ) -> list[OutboxMessage]:
     """Queue a turn's messages: the first five as a free reply when there is a reply token,
-    the rest as pushes (each with its retry key fixed now, before any attempt)."""
+    the rest as pushes (each with its retry key fixed now, before any attempt).
+
+    `claim_for` writes the rows already claimed by that sender (owner + lease), for a sender
+    that sends them right after the commit: no other sender can take them meanwhile, and
+    if this process dies they become claimable again when the lease runs out."""
     if not messages or friend.status == "blocked":
         return []
     rows: list[OutboxMessage] = []
@@ -37,6 +44,14 @@ def queue_for_friend(
         rows.append(_row("reply", friend, batches.pop(0), cause, now, reply_token=reply_token))
     for batch in batches:
         rows.append(_row("push", friend, batch, cause, now, retry_key=str(uuid.uuid4())))
+    if claim_for is not None:
+        for row in rows:
+            row.status, row.owner, row.lease_until, row.attempts = (
+                "sending",
+                claim_for,
+                now + LEASE,
+                1,
+            )
     session.add_all(rows)
     session.flush()
     return rows

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 
@@ -21,11 +21,11 @@ from bot.delivery.line_client import (
     LineRetryableError,
     SendResult,
 )
+from bot.delivery.outbox import LEASE
 from storage.db import Database
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,18 @@ class Sender:
     def send_ids(self, ids: list[int]) -> list[Outcome]:
         return [self.send_one(i) for i in ids]
 
+    def send_claimed(self, rows: list[OutboxMessage]) -> list[Outcome]:
+        """Send rows this sender already owns (queued with `claim_for=self.owner`)."""
+        return [self._attempt(row, self.clock.now()) for row in rows]
+
     def send_one(self, outbox_id: int) -> Outcome:
         now = self.clock.now()
         row = self._claim(outbox_id, now)
         if row is None:
             return Outcome(outbox_id, "skipped", "not pending or claimed by another sender")
+        return self._attempt(row, now)
+
+    def _attempt(self, row: OutboxMessage, now: datetime) -> Outcome:
         try:
             result = self._deliver(row)
         except LineRetryableError as exc:

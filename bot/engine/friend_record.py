@@ -151,7 +151,8 @@ class FriendRecord:
                 answered_at=self.now,
             )
         )
-        self.answers.setdefault(flow, {})[step] = fieldlib.to_json(value)
+        if self._answers is not None:  # keep a loaded cache right; never load just for this
+            self._answers.setdefault(flow, {})[step] = fieldlib.to_json(value)
 
 
 def tag_id_for(session: Session, name: str) -> int:

@@ -62,11 +62,14 @@ class Templates:
         self.env = make_environment(tz)
         self._compile = lru_cache(maxsize=2048)(self.env.from_string)
 
-    def render(self, text: str, values: dict[str, Any], link: Callable[[str], str]) -> str:
+    def render(
+        self, text: str, values: Callable[[], dict[str, Any]], link: Callable[[str], str]
+    ) -> str:
+        """Render `text`; `values` is only called when the text is a template at all."""
         if "{{" not in text and "{%" not in text:
             return text
         try:
-            return self._compile(text).render(**values, link=link)
+            return self._compile(text).render(**values(), link=link)
         except Exception as exc:  # a bad template must never fail the whole event
             log.warning("template failed (%s): %r", exc, text[:80])
             return _TEMPLATE_PART.sub("", text).strip() or text

@@ -55,7 +55,7 @@ class Turn:
         return link.url if link else ""
 
     def render(self, text: str) -> str:
-        return self.templates.render(text, self.template_values(), self.link)
+        return self.templates.render(text, self.template_values, self.link)
 
     # ------------------------------------------------------------------ output
 

@@ -1,0 +1,441 @@
+"""Read a folder of YAML into a `Catalogue`: all of it, checked, or a `CatalogueError`.
+
+Every file (`*.yaml`, `*.yml`, recursively, in sorted order) may hold several `---` documents;
+a document's first key names its kind. Each document is validated by its pydantic model, the
+documents are merged, and lint runs over the whole. Every problem, of any file, is collected
+with its `file:line:col`; a catalogue is returned only when there is none.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from bot.catalogue.catalogue import Catalogue, CatalogueError, FlowSource, Problem
+from bot.catalogue.explain import explain, show_value, suggest
+from bot.catalogue.models import (
+    DOCUMENT_KINDS,
+    FieldDef,
+    FieldsDoc,
+    FlowDoc,
+    KeywordRule,
+    KeywordsDoc,
+    LinkDef,
+    LinksDoc,
+    TagsDoc,
+)
+from bot.catalogue.source import Document, Locator, key_mark, mark_of, place, plain
+
+YAML_SUFFIXES = (".yaml", ".yml")
+# Document kinds the YAML contract names but later issues will build.
+PLANNED_KINDS = ("sequence", "broadcast", "rich_menu", "event", "segment")
+KINDS_TEXT = ", ".join(DOCUMENT_KINDS)
+# Kinds that are collections rather than named things: one document may hold several of them.
+LIST_KINDS = ("fields", "tags", "keywords", "links")
+LIST_KINDS_TEXT = "fields, tags, keywords and links"
+
+_START_MARKER = re.compile(r"^---(?:\s|$)")
+_END_MARKER = re.compile(r"^\.\.\.(?:\s|$)")
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def yaml_files(folder: Path) -> list[Path]:
+    """The YAML files of `folder` and its subfolders, sorted; hidden ones are skipped."""
+    found = []
+    for path in folder.rglob("*"):
+        relative = path.relative_to(folder)
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.suffix.lower() in YAML_SUFFIXES and path.is_file():
+            found.append(path)
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def read_text(path: Path, file: str) -> tuple[str | None, list[Problem]]:
+    """The file's text, or the reason it cannot be read as UTF-8."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return None, [Problem(file, 1, 1, f"cannot read the file: {exc.strerror or exc}")]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        col = len(before.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")) + 1
+        bad = data[exc.start : exc.start + 1].hex()
+        return None, [
+            Problem(
+                file,
+                line,
+                col,
+                f"the file is not UTF-8 text (byte 0x{bad}); save it with UTF-8 encoding",
+            )
+        ]
+    return text.removeprefix("\ufeff"), []
+
+
+# ---------------------------------------------------------------------------- documents
+
+
+@dataclass
+class Region:
+    """The lines (0-based, end exclusive) of one document; `marker` is its `---` line."""
+
+    start: int
+    end: int
+    marker: int | None
+
+
+def document_regions(text: str) -> list[Region]:
+    """Split a file into documents the way YAML does (`---` starts one, `...` ends one)."""
+    lines = text.splitlines()
+    regions: list[Region] = []
+    current: Region | None = None
+    for number, line in enumerate(lines):
+        if _START_MARKER.match(line):
+            if current is not None:
+                current.end = number
+                regions.append(current)
+            current = Region(number, len(lines), number)
+        elif _END_MARKER.match(line):
+            if current is not None:
+                current.end = number
+                regions.append(current)
+            current = None
+        elif current is None and _is_content(line):
+            current = Region(number, len(lines), None)
+    if current is not None:
+        regions.append(current)
+    return regions
+
+
+def _is_content(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and not stripped.startswith("#") and not line.startswith("%")
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def yaml_problem(exc: YAMLError, file: str) -> Problem:
+    """A YAML syntax error in plain words, at the place the parser stopped."""
+    if isinstance(exc, MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = (exc.problem or "").strip()
+        context = (exc.context or "").strip()
+        line = mark.line + 1 if mark is not None else 1
+        col = mark.column + 1 if mark is not None else 1
+        return Problem(file, line, col, _syntax_message(exc, problem, context))
+    return Problem(file, 1, 1, f"YAML syntax error: {exc}")
+
+
+def _syntax_message(exc: MarkedYAMLError, problem: str, context: str) -> str:
+    duplicate = re.match(r'found duplicate key "(.*)" with value', problem)
+    if duplicate:
+        first = ""
+        if exc.context_mark is not None:
+            first = f" in the mapping that starts at line {exc.context_mark.line + 1}"
+        return f"duplicate key '{duplicate.group(1)}'{first}"
+    unclosed = re.match(r"expected ',' or '([\]}])', but got", problem)
+    if unclosed and exc.context_mark is not None:
+        opening = "[" if unclosed.group(1) == "]" else "{"
+        mark = exc.context_mark
+        return (
+            f"YAML syntax error: the '{opening}' at line {mark.line + 1} column {mark.column + 1}"
+            f" is never closed with '{unclosed.group(1)}'"
+        )
+    if "mapping values are not allowed here" in problem:
+        return "YAML syntax error: unexpected ':' (put text that contains ': ' in quotes)"
+    if "cannot start any token" in problem and "'\\t'" in problem:
+        return "YAML syntax error: a tab character; indent with spaces"
+    if "cannot start any token" in problem:
+        return f"YAML syntax error: {problem} (put the text in quotes)"
+    if "found undefined alias" in problem:
+        return f"YAML syntax error: {problem}"
+    where = ""
+    if exc.context_mark is not None and context:
+        where = f" ({context} that starts at line {exc.context_mark.line + 1})"
+    elif context:
+        where = f" ({context})"
+    return f"YAML syntax error: {problem}{where}"
+
+
+@dataclass
+class Parsed:
+    """Documents that passed their model, every problem, and the names the others define.
+
+    A document with errors still defines its names (`broken`), so that a typo in a flow does
+    not also make every `start_flow` of it an "unknown flow".
+    """
+
+    documents: list[Document] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    broken: dict[str, set[str]] = field(default_factory=dict)
+
+    def extend(self, other: Parsed) -> None:
+        self.documents.extend(other.documents)
+        self.problems.extend(other.problems)
+        for kind, names in other.broken.items():
+            self.broken.setdefault(kind, set()).update(names)
+
+
+def _broken_names(kind: str, value: Any) -> set[str]:
+    """The names a document that failed validation would define."""
+    if kind == "flow":
+        return {value} if isinstance(value, str) else set()
+    if kind in ("fields", "links") and isinstance(value, dict):
+        return {k for k in value if isinstance(k, str)}
+    if kind == "tags" and isinstance(value, list):
+        return {v for v in value if isinstance(v, str)}
+    return set()
+
+
+def parse_documents(text: str, file: str) -> Parsed:
+    """Every document of one file's text, validated by its model."""
+    parsed = Parsed()
+    problems = parsed.problems
+    documents = parsed.documents
+    regions = document_regions(text)
+    loaded: list[Any] = []
+    try:
+        for node in _yaml().load_all(text):
+            loaded.append(node)
+    except YAMLError as exc:
+        problems.append(yaml_problem(exc, file))
+    if not loaded and not problems:
+        message = "the file is empty" if not text.strip() else "the file holds no YAML document"
+        problems.append(
+            Problem(file, 1, 1, f"{message} (expected a document such as 'flow: name')")
+        )
+    for index, node in enumerate(loaded):
+        region = regions[index] if index < len(regions) else None
+        start = mark_of(node)
+        if start is not None and (region is None or not region.start <= start[0] < region.end):
+            region = next((r for r in regions if r.start <= start[0] < r.end), None)
+        found_documents, found = _document(node, region, text, file)
+        problems.extend(found)
+        documents.extend(found_documents)
+        if found and isinstance(node, dict):
+            for kind, value in node.items():
+                if kind in DOCUMENT_KINDS:
+                    parsed.broken.setdefault(kind, set()).update(_broken_names(kind, value))
+    return parsed
+
+
+def _document(
+    node: Any, region: Region | None, text: str, file: str
+) -> tuple[list[Document], list[Problem]]:
+    start = mark_of(node)
+    if start is None:
+        line = region.start if region is not None else 0
+        start = (line, 0)
+    if node is None or (isinstance(node, dict) and not node):
+        return [], [Problem(file, start[0] + 1, start[1] + 1, "empty document")]
+    if not isinstance(node, CommentedMap):
+        return [], [
+            Problem(
+                file,
+                start[0] + 1,
+                start[1] + 1,
+                f"a document must be a mapping that starts with one of: {KINDS_TEXT}"
+                f" (got {show_value(plain(node))})",
+            )
+        ]
+    kind = next(iter(node))
+    kmark = key_mark(node, kind) or start
+    line, col = kmark[0] + 1, kmark[1] + 1
+    if kind in PLANNED_KINDS:
+        return [], [Problem(file, line, col, f"document kind '{kind}' is not supported yet")]
+    if not isinstance(kind, str) or kind not in DOCUMENT_KINDS:
+        return [], [Problem(file, line, col, _unknown_kind(kind, node))]
+    end = region.end if region is not None else len(text.splitlines())
+    source = "\n".join(text.splitlines()[start[0] : end]).rstrip() + "\n"
+    locator = Locator(file, node, start)
+    if kind not in LIST_KINDS:
+        try:
+            parsed = DOCUMENT_KINDS[kind].model_validate(plain(node))
+        except ValidationError as exc:
+            return [], explain(exc, DOCUMENT_KINDS[kind], locator)
+        return [Document(file, kind, node, parsed, line, col, source)], []
+    # `fields`, `tags`, `keywords` and `links` may share one document (as in DESIGN.md).
+    documents: list[Document] = []
+    problems: list[Problem] = []
+    for key in node:
+        if key not in LIST_KINDS:
+            problems.append(locator.problem([key], _not_a_list_kind(key), key=True))
+            continue
+        model = DOCUMENT_KINDS[key]
+        try:
+            parsed = model.model_validate({key: plain(node[key])})
+        except ValidationError as exc:
+            problems.extend(explain(exc, model, locator))
+            continue
+        kline, kcol = locator.at([key], key=True)
+        documents.append(Document(file, key, node, parsed, kline, kcol, source))
+    return documents, problems
+
+
+def _not_a_list_kind(key: Any) -> str:
+    if key in DOCUMENT_KINDS or key in PLANNED_KINDS:
+        return f"'{key}' starts a document of its own: put a '---' line before it"
+    hint = suggest(key, list(LIST_KINDS))
+    return f"unknown key '{key}'{hint or f' (this document may hold {LIST_KINDS_TEXT})'}"
+
+
+def _unknown_kind(kind: Any, node: CommentedMap) -> str:
+    elsewhere = [k for k in node if k in DOCUMENT_KINDS or k in PLANNED_KINDS]
+    if elsewhere:
+        return f"a document must start with its kind: put '{elsewhere[0]}' first (got '{kind}')"
+    hint = suggest(kind, [*DOCUMENT_KINDS, *PLANNED_KINDS])
+    return (
+        f"unknown document kind '{kind}'{hint or f'; a document starts with one of: {KINDS_TEXT}'}"
+    )
+
+
+def load_documents(folder: Path) -> Parsed:
+    """Every document of every YAML file of `folder`, and every problem found on the way."""
+    folder = Path(folder)
+    result = Parsed()
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        result.problems.append(Problem(str(folder), 1, 1, f"the flows folder {what}"))
+        return result
+    files = yaml_files(folder)
+    if not files:
+        result.problems.append(Problem(str(folder), 1, 1, "the flows folder holds no .yaml files"))
+        return result
+    for path in files:
+        file = str(path)
+        text, found = read_text(path, file)
+        result.problems.extend(found)
+        if text is not None:
+            result.extend(parse_documents(text, file))
+    return result
+
+
+# ---------------------------------------------------------------------------- merging
+
+
+def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalogue, list[Problem]]:
+    """One catalogue from many documents; things defined twice are problems."""
+    problems: list[Problem] = []
+    fields: dict[str, FieldDef] = {}
+    field_home: dict[str, Document] = {}
+    tags: list[str] = []
+    flows: dict[str, FlowDoc] = {}
+    flow_sources: dict[str, FlowSource] = {}
+    flow_home: dict[str, Document] = {}
+    keywords: list[KeywordRule] = []
+    links: dict[str, LinkDef] = {}
+    link_home: dict[str, Document] = {}
+    for doc in documents:
+        model = doc.model
+        loc = doc.locator
+        if isinstance(model, FieldsDoc):
+            for name, definition in model.fields.items():
+                if name in fields:
+                    first = place(field_home[name], ["fields", name], doc.file, key=True)
+                    problems.append(
+                        loc.problem(
+                            ["fields", name],
+                            f"field '{name}' is already defined at {first}",
+                            key=True,
+                        )
+                    )
+                    continue
+                fields[name] = definition
+                field_home[name] = doc
+        elif isinstance(model, TagsDoc):
+            tags.extend(t for t in model.tags if t not in tags)
+        elif isinstance(model, FlowDoc):
+            name = model.flow
+            if name in flows:
+                first = place(flow_home[name], ["flow"], doc.file)
+                problems.append(
+                    loc.problem(["flow"], f"flow '{name}' is already defined at {first}")
+                )
+                continue
+            flows[name] = model
+            flow_home[name] = doc
+            flow_sources[name] = FlowSource(doc.text, doc.file, doc.line)
+        elif isinstance(model, KeywordsDoc):
+            keywords.extend(model.keywords)
+        elif isinstance(model, LinksDoc):
+            for name, link in model.links.items():
+                if name in links:
+                    first = place(link_home[name], ["links", name], doc.file, key=True)
+                    problems.append(
+                        loc.problem(
+                            ["links", name],
+                            f"link '{name}' is already defined at {first}",
+                            key=True,
+                        )
+                    )
+                    continue
+                links[name] = link
+                link_home[name] = doc
+    catalogue = Catalogue(
+        fields=fields,
+        tags=tags,
+        flows=flows,
+        flow_sources=flow_sources,
+        keywords=keywords,
+        links=links,
+        folder=folder,
+    )
+    return catalogue, problems
+
+
+# ---------------------------------------------------------------------------- entry points
+
+
+def check_folder(folder: Path) -> tuple[Catalogue | None, list[Problem]]:
+    """(catalogue, []) when everything is fine, else (None, every problem found)."""
+    from bot.catalogue.lint import lint
+
+    folder = Path(folder)
+    parsed = load_documents(folder)
+    problems = parsed.problems
+    catalogue, found = merge(parsed.documents, folder)
+    problems.extend(found)
+    problems.extend(lint(parsed.documents, catalogue, parsed.broken))
+    if problems:
+        return None, sorted(set(problems))
+    return catalogue, []
+
+
+def load_catalogue(folder: Path) -> Catalogue:
+    """The whole catalogue of `folder`, or `CatalogueError` with every problem (never half)."""
+    catalogue, problems = check_folder(folder)
+    if catalogue is None:
+        raise CatalogueError(problems)
+    return catalogue
+
+
+def parse_flow_document(text: str, file: str = "<flow>") -> FlowDoc:
+    """One flow document's own text (as kept in `FlowSource.text`) → `FlowDoc`.
+
+    Used to rebuild a stored older version of a flow; raises `CatalogueError`.
+    """
+    parsed = parse_documents(text, file)
+    documents, problems = parsed.documents, parsed.problems
+    if not problems:
+        flows = [d for d in documents if isinstance(d.model, FlowDoc)]
+        if len(documents) != 1 or len(flows) != 1:
+            problems = [Problem(file, 1, 1, "expected exactly one flow document")]
+        else:
+            return flows[0].model  # type: ignore[return-value]
+    raise CatalogueError(problems)

@@ -1,0 +1,701 @@
+"""The YAML contract as pydantic models: conditions, actions, messages, triggers and documents.
+
+Everything a business writes in `flows/*.yaml` is parsed into these classes. Models only check
+the shape of one document; cross-document checks (unknown tags, unreachable steps) are lint.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+
+from bot.catalogue.durations import Duration
+
+NAME_PATTERN = r"^[^\s:|/]{1,100}$"  # ids of flows, steps, fields, links: no spaces or separators
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
+TagName = Annotated[str, Field(min_length=1, max_length=100)]
+Scalar = Union[str, int, float, bool, None]  # noqa: UP007 (kept as typing.Union on purpose)
+
+
+class Model(BaseModel):
+    """Strict base: unknown keys are errors (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+def _first_key(keys: tuple[str, ...]) -> Any:
+    """A discriminator that picks a union member by which of `keys` the mapping holds."""
+
+    def pick(value: Any) -> str | None:
+        if isinstance(value, dict):
+            for key in keys:
+                if key in value:
+                    return key
+            return None
+        return getattr(value, "KIND", None)
+
+    return pick
+
+
+# --------------------------------------------------------------------------- conditions
+
+
+class TagCondition(Model):
+    KIND: ClassVar[str] = "tag"
+    tag: TagName
+
+
+FIELD_OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "between", "exists")
+
+
+class FieldCondition(Model):
+    """`{field: age, gte: 40}`: exactly one operator."""
+
+    KIND: ClassVar[str] = "field"
+    field: Name
+    eq: Scalar | date | datetime = None
+    ne: Scalar | date | datetime = None
+    gt: float | date | datetime | None = None
+    gte: float | date | datetime | None = None
+    lt: float | date | datetime | None = None
+    lte: float | date | datetime | None = None
+    in_: list[Scalar] | None = Field(default=None, alias="in")
+    between: tuple[float, float] | tuple[date, date] | tuple[datetime, datetime] | None = None
+    exists: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> FieldCondition:
+        given = [op for op in FIELD_OPERATORS if op in self.operators_set]
+        if len(given) != 1:
+            raise ValueError(
+                f"a field condition needs exactly one operator of {', '.join(FIELD_OPERATORS)}"
+                f" (got {', '.join(given) or 'none'})"
+            )
+        return self
+
+    @property
+    def operators_set(self) -> set[str]:
+        fields = self.model_fields_set
+        return {"in" if name == "in_" else name for name in fields if name != "field"}
+
+    @property
+    def operator(self) -> str:
+        return next(iter(self.operators_set))
+
+    @property
+    def operand(self) -> Any:
+        op = self.operator
+        return getattr(self, "in_" if op == "in" else op)
+
+
+class FollowedWithinCondition(Model):
+    KIND: ClassVar[str] = "followed_within"
+    followed_within: Duration
+
+
+class ClickedCondition(Model):
+    KIND: ClassVar[str] = "clicked"
+    clicked: Name
+    within: Duration | None = None
+
+
+class AnsweredSpec(Model):
+    flow: Name
+    step: Name
+    value: Scalar = None
+
+
+class AnsweredCondition(Model):
+    KIND: ClassVar[str] = "answered"
+    answered: AnsweredSpec
+
+
+class InSequenceCondition(Model):
+    KIND: ClassVar[str] = "in_sequence"
+    in_sequence: Name
+
+
+class RouteCondition(Model):
+    KIND: ClassVar[str] = "route"
+    route: Name
+
+
+class AudienceCondition(Model):
+    KIND: ClassVar[str] = "audience"
+    audience: Name
+
+
+class AllCondition(Model):
+    KIND: ClassVar[str] = "all"
+    all: list[Condition] = Field(min_length=1)
+
+
+class AnyCondition(Model):
+    KIND: ClassVar[str] = "any"
+    any: list[Condition] = Field(min_length=1)
+
+
+class NotCondition(Model):
+    KIND: ClassVar[str] = "not"
+    not_: Condition = Field(alias="not")
+
+
+_CONDITION_KEYS = (
+    "tag",
+    "field",
+    "followed_within",
+    "clicked",
+    "answered",
+    "in_sequence",
+    "route",
+    "audience",
+    "all",
+    "any",
+    "not",
+)
+
+Condition = Annotated[
+    Annotated[TagCondition, Tag("tag")]
+    | Annotated[FieldCondition, Tag("field")]
+    | Annotated[FollowedWithinCondition, Tag("followed_within")]
+    | Annotated[ClickedCondition, Tag("clicked")]
+    | Annotated[AnsweredCondition, Tag("answered")]
+    | Annotated[InSequenceCondition, Tag("in_sequence")]
+    | Annotated[RouteCondition, Tag("route")]
+    | Annotated[AudienceCondition, Tag("audience")]
+    | Annotated[AllCondition, Tag("all")]
+    | Annotated[AnyCondition, Tag("any")]
+    | Annotated[NotCondition, Tag("not")],
+    Discriminator(
+        _first_key(_CONDITION_KEYS),
+        custom_error_type="condition",
+        custom_error_message=f"a condition needs one of the keys: {', '.join(_CONDITION_KEYS)}",
+    ),
+]
+
+# --------------------------------------------------------------------------- messages
+
+DatetimeMode = Literal["date", "time", "datetime"]
+
+
+class PickerSpec(Model):
+    """A date/time picker (LINE's datetimepicker action)."""
+
+    mode: DatetimeMode
+    initial: str | None = None
+    min: str | None = None
+    max: str | None = None
+
+
+class ButtonAction(Model):
+    """A tappable action in buttons/confirm/carousel/quick replies.
+
+    Exactly one of `text` (the user says it), `data` (a postback), `uri` or `datetime`.
+    """
+
+    label: str = Field(min_length=1)
+    text: str | None = None
+    data: str | None = None
+    display_text: str | None = None
+    uri: str | None = None
+    datetime: DatetimeMode | PickerSpec | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ButtonAction:
+        kinds = [k for k in ("text", "data", "uri") if getattr(self, k) is not None]
+        if self.datetime is not None:
+            if self.data is None:
+                raise ValueError("a datetime action also needs `data` (the postback it sends)")
+            kinds = ["datetime"]
+        if len(kinds) != 1:
+            raise ValueError("an action needs exactly one of: text, data, uri, datetime")
+        return self
+
+
+class TextMessageDef(Model):
+    KIND: ClassVar[str] = "text"
+    text: str = Field(min_length=1)
+    quick_replies: list[ButtonAction] | None = None
+
+
+class ImageSpec(Model):
+    url: str
+    preview: str | None = None
+
+
+class ImageMessageDef(Model):
+    KIND: ClassVar[str] = "image"
+    image: ImageSpec
+
+
+class StickerSpec(Model):
+    package_id: str
+    sticker_id: str
+
+
+class StickerMessageDef(Model):
+    KIND: ClassVar[str] = "sticker"
+    sticker: StickerSpec
+
+
+class ButtonsSpec(Model):
+    text: str = Field(min_length=1)
+    title: str | None = None
+    image: str | None = None
+    alt_text: str | None = None
+    actions: list[ButtonAction] = Field(min_length=1, max_length=4)
+
+
+class ButtonsMessageDef(Model):
+    KIND: ClassVar[str] = "buttons"
+    buttons: ButtonsSpec
+
+
+class ConfirmSpec(Model):
+    text: str = Field(min_length=1)
+    alt_text: str | None = None
+    actions: list[ButtonAction] = Field(min_length=2, max_length=2)
+
+
+class ConfirmMessageDef(Model):
+    KIND: ClassVar[str] = "confirm"
+    confirm: ConfirmSpec
+
+
+class CarouselColumn(Model):
+    text: str = Field(min_length=1)
+    title: str | None = None
+    image: str | None = None
+    actions: list[ButtonAction] = Field(min_length=1, max_length=3)
+
+
+class CarouselSpec(Model):
+    alt_text: str | None = None
+    columns: list[CarouselColumn] = Field(min_length=1, max_length=10)
+
+
+class CarouselMessageDef(Model):
+    KIND: ClassVar[str] = "carousel"
+    carousel: CarouselSpec
+
+
+class FlexSpec(Model):
+    alt_text: str = Field(min_length=1)
+    contents: dict[str, Any]
+
+
+class FlexMessageDef(Model):
+    KIND: ClassVar[str] = "flex"
+    flex: FlexSpec
+
+
+_MESSAGE_KEYS = ("text", "image", "sticker", "buttons", "confirm", "carousel", "flex")
+
+MessageDef = Annotated[
+    Annotated[TextMessageDef, Tag("text")]
+    | Annotated[ImageMessageDef, Tag("image")]
+    | Annotated[StickerMessageDef, Tag("sticker")]
+    | Annotated[ButtonsMessageDef, Tag("buttons")]
+    | Annotated[ConfirmMessageDef, Tag("confirm")]
+    | Annotated[CarouselMessageDef, Tag("carousel")]
+    | Annotated[FlexMessageDef, Tag("flex")],
+    Discriminator(
+        _first_key(_MESSAGE_KEYS),
+        custom_error_type="message",
+        custom_error_message=f"a message needs one of the keys: {', '.join(_MESSAGE_KEYS)}",
+    ),
+]
+
+# --------------------------------------------------------------------------- actions
+
+
+class TagAction(Model):
+    KIND: ClassVar[str] = "tag"
+    tag: TagName | list[TagName]
+
+    @property
+    def names(self) -> list[str]:
+        return [self.tag] if isinstance(self.tag, str) else list(self.tag)
+
+
+class UntagAction(Model):
+    KIND: ClassVar[str] = "untag"
+    untag: TagName | list[TagName]
+
+    @property
+    def names(self) -> list[str]:
+        return [self.untag] if isinstance(self.untag, str) else list(self.untag)
+
+
+class TagBySpec(Model):
+    field: Name
+    ranges: dict[TagName, tuple[float, float]] = Field(min_length=1)
+
+
+class TagByAction(Model):
+    """Tag by which range a numeric field falls in (`{30代: [30, 39]}`)."""
+
+    KIND: ClassVar[str] = "tag_by"
+    tag_by: TagBySpec
+
+
+class SetAction(Model):
+    KIND: ClassVar[str] = "set"
+    set: dict[Name, Scalar | date | datetime] = Field(min_length=1)  # YAML dates stay dates
+
+
+class IncrementAction(Model):
+    KIND: ClassVar[str] = "increment"
+    increment: dict[Name, float | str] = Field(min_length=1)
+
+
+class ClearAction(Model):
+    KIND: ClassVar[str] = "clear"
+    clear: Name | list[Name]
+
+    @property
+    def names(self) -> list[str]:
+        return [self.clear] if isinstance(self.clear, str) else list(self.clear)
+
+
+class SayAction(Model):
+    KIND: ClassVar[str] = "say"
+    say: str = Field(min_length=1)
+
+
+class SendAction(Model):
+    KIND: ClassVar[str] = "send"
+    send: list[MessageDef] = Field(min_length=1)
+
+    @field_validator("send", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
+
+class StartFlowAction(Model):
+    KIND: ClassVar[str] = "start_flow"
+    start_flow: Name
+
+
+class StartSequenceAction(Model):
+    KIND: ClassVar[str] = "start_sequence"
+    start_sequence: Name
+
+
+class StopSequenceAction(Model):
+    KIND: ClassVar[str] = "stop_sequence"
+    stop_sequence: Name
+
+
+class RichMenuAction(Model):
+    KIND: ClassVar[str] = "rich_menu"
+    rich_menu: Name
+
+
+_ACTION_KEYS = (
+    "tag",
+    "untag",
+    "tag_by",
+    "set",
+    "increment",
+    "clear",
+    "say",
+    "send",
+    "start_flow",
+    "start_sequence",
+    "stop_sequence",
+    "rich_menu",
+)
+
+Action = Annotated[
+    Annotated[TagAction, Tag("tag")]
+    | Annotated[UntagAction, Tag("untag")]
+    | Annotated[TagByAction, Tag("tag_by")]
+    | Annotated[SetAction, Tag("set")]
+    | Annotated[IncrementAction, Tag("increment")]
+    | Annotated[ClearAction, Tag("clear")]
+    | Annotated[SayAction, Tag("say")]
+    | Annotated[SendAction, Tag("send")]
+    | Annotated[StartFlowAction, Tag("start_flow")]
+    | Annotated[StartSequenceAction, Tag("start_sequence")]
+    | Annotated[StopSequenceAction, Tag("stop_sequence")]
+    | Annotated[RichMenuAction, Tag("rich_menu")],
+    Discriminator(
+        _first_key(_ACTION_KEYS),
+        custom_error_type="action",
+        custom_error_message=f"an action needs one of the keys: {', '.join(_ACTION_KEYS)}",
+    ),
+]
+
+# --------------------------------------------------------------------------- triggers
+
+
+class FollowTrigger(Model):
+    KIND: ClassVar[str] = "follow"
+    follow: Literal["new", "unblocked", "any"]
+
+
+class KeywordTrigger(Model):
+    KIND: ClassVar[str] = "keyword"
+    keyword: str = Field(min_length=1)
+
+
+class PostbackTrigger(Model):
+    KIND: ClassVar[str] = "postback"
+    postback: str = Field(min_length=1, max_length=300)
+
+
+class FlowCompletedTrigger(Model):
+    KIND: ClassVar[str] = "flow_completed"
+    flow_completed: Name
+
+
+class TagAddedTrigger(Model):
+    KIND: ClassVar[str] = "tag_added"
+    tag_added: TagName
+
+
+class FieldSetTrigger(Model):
+    KIND: ClassVar[str] = "field_set"
+    field_set: Name
+
+
+class EventTrigger(Model):
+    KIND: ClassVar[str] = "event"
+    event: Name
+
+
+class BlockedTrigger(Model):
+    KIND: ClassVar[str] = "blocked"
+    blocked: Literal[True]
+
+
+_TRIGGER_KEYS = (
+    "follow",
+    "keyword",
+    "postback",
+    "flow_completed",
+    "tag_added",
+    "field_set",
+    "event",
+    "blocked",
+)
+
+Trigger = Annotated[
+    Annotated[FollowTrigger, Tag("follow")]
+    | Annotated[KeywordTrigger, Tag("keyword")]
+    | Annotated[PostbackTrigger, Tag("postback")]
+    | Annotated[FlowCompletedTrigger, Tag("flow_completed")]
+    | Annotated[TagAddedTrigger, Tag("tag_added")]
+    | Annotated[FieldSetTrigger, Tag("field_set")]
+    | Annotated[EventTrigger, Tag("event")]
+    | Annotated[BlockedTrigger, Tag("blocked")],
+    Discriminator(
+        _first_key(_TRIGGER_KEYS),
+        custom_error_type="trigger",
+        custom_error_message=f"a trigger needs one of the keys: {', '.join(_TRIGGER_KEYS)}",
+    ),
+]
+
+# --------------------------------------------------------------------------- fields
+
+FieldType = Literal[
+    "text", "integer", "number", "choice", "boolean", "email", "phone", "date", "datetime"
+]
+
+
+class FieldDef(Model):
+    """A typed friend field (友だち情報欄)."""
+
+    type: FieldType
+    label: str | None = None
+    choices: list[str] | None = None
+    min: float | None = None
+    max: float | None = None
+    default: Scalar = None
+
+    @model_validator(mode="after")
+    def _choices_only_for_choice(self) -> FieldDef:
+        if self.type == "choice" and not self.choices:
+            raise ValueError("a field of type choice needs `choices`")
+        if self.type != "choice" and self.choices is not None:
+            raise ValueError("`choices` is only for fields of type choice")
+        if (self.min is not None or self.max is not None) and self.type not in (
+            "integer",
+            "number",
+        ):
+            raise ValueError("`min`/`max` are only for integer and number fields")
+        return self
+
+
+# --------------------------------------------------------------------------- flows
+
+InputType = Literal["text", "integer", "number", "email", "phone", "date", "datetime"]
+
+
+class Choice(Model):
+    """One answer of a question: a quick reply; typing its label counts too."""
+
+    label: str = Field(min_length=1)
+    value: Scalar = None  # what is stored as the answer (default: the label)
+    data: str | None = None  # postback data (default: generated by the engine)
+    datetime: DatetimeMode | PickerSpec | None = None  # a date/time picker instead of a button
+    do: list[Action] = Field(default_factory=list)
+    next: Name | None = None
+
+    @property
+    def answer_value(self) -> Any:
+        return self.label if self.value is None else self.value
+
+
+class NextRule(Model):
+    """`{if: <condition>, goto: step}`; without `if` it always matches."""
+
+    if_: Condition | None = Field(default=None, alias="if")
+    goto: Name
+
+
+END = "end"  # the reserved `goto`/`next` target that completes a flow
+
+
+class Step(Model):
+    """One question (`ask: id`)."""
+
+    ask: Name
+    text: str = Field(min_length=1)
+    messages: list[MessageDef] = Field(default_factory=list)  # sent before the question
+    choices: list[Choice] | None = None
+    input: InputType | None = None
+    save: Name | None = None
+    invalid: str | None = None
+    max_retries: int = Field(default=2, ge=0, le=10)
+    on_invalid: list[Action] = Field(default_factory=list)
+    when: Condition | None = None
+    do: list[Action] = Field(default_factory=list)
+    next: Name | list[NextRule] | None = None
+
+    @model_validator(mode="after")
+    def _choices_or_input(self) -> Step:
+        if self.choices is not None and self.input is not None:
+            raise ValueError("a step has either `choices` or `input`, not both")
+        if self.choices is not None and not self.choices:
+            raise ValueError("`choices` needs at least one choice")
+        if self.ask == END:
+            raise ValueError(
+                f"`{END}` is reserved (it completes the flow); name the step otherwise"
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        if self.choices is not None:
+            return "choice"
+        return self.input or "text"
+
+
+class FlowDoc(Model):
+    """A questionnaire (アンケート): a state machine of steps."""
+
+    flow: Name
+    title: str | None = None
+    description: str | None = None
+    start_on: list[Trigger] = Field(default_factory=list)
+    timeout: Duration | None = None
+    # always: start again from the top; never: at most once per friend;
+    # resume: if the friend is mid-flow, ask the current question again instead
+    restart: Literal["always", "never", "resume"] = "always"
+    steps: list[Step] = Field(min_length=1)
+    on_complete: list[Action] = Field(default_factory=list)
+    on_timeout: list[Action] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_steps(self) -> FlowDoc:
+        seen: set[str] = set()
+        for step in self.steps:
+            if step.ask in seen:
+                raise ValueError(f"step `{step.ask}` is defined twice")
+            seen.add(step.ask)
+        return self
+
+    def step(self, name: str) -> Step:
+        for step in self.steps:
+            if step.ask == name:
+                return step
+        raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- other documents
+
+
+class FieldsDoc(Model):
+    fields: dict[Name, FieldDef]
+
+
+class TagsDoc(Model):
+    tags: list[TagName]
+
+
+class KeywordRule(Model):
+    """An auto reply (自動応答): a free reply to matching text."""
+
+    match: str = Field(min_length=1)
+    mode: Literal["exact", "contains", "regex"] = "exact"
+    reply: str | None = None
+    messages: list[MessageDef] = Field(default_factory=list)
+    do: list[Action] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> KeywordRule:
+        if self.mode == "regex":
+            try:
+                re.compile(self.match)
+            except re.error as exc:
+                raise ValueError(f"bad regular expression: {exc}") from exc
+        if not (self.reply or self.messages or self.do):
+            raise ValueError("a keyword needs `reply`, `messages` or `do`")
+        return self
+
+    def matches(self, text: str) -> bool:
+        text = text.strip()
+        if self.mode == "exact":
+            return text == self.match
+        if self.mode == "contains":
+            return self.match in text
+        return re.search(self.match, text) is not None
+
+
+class KeywordsDoc(Model):
+    keywords: list[KeywordRule]
+
+
+class LinkDef(Model):
+    url: str = Field(pattern=r"^https?://")
+    on_click: list[Action] = Field(default_factory=list)
+
+
+class LinksDoc(Model):
+    links: dict[Name, LinkDef]
+
+
+DOCUMENT_KINDS: dict[str, type[Model]] = {
+    "fields": FieldsDoc,
+    "tags": TagsDoc,
+    "flow": FlowDoc,
+    "keywords": KeywordsDoc,
+    "links": LinksDoc,
+}
+
+for _model in (AllCondition, AnyCondition, NotCondition, NextRule, Step, FlowDoc):
+    _model.model_rebuild()

@@ -1,0 +1,137 @@
+"""The JSON Schema of the YAML language, generated from the models.
+
+Editors validate and complete the YAML with it: a file whose first line is
+`# yaml-language-server: $schema=../bot/catalogue/stepline.schema.json` is checked by the
+VS Code YAML extension as it is typed. The committed `stepline.schema.json` is regenerated
+by `stepline schema --write`; a test fails when it is out of date with the models.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from bot.catalogue.models import DOCUMENT_KINDS, FlowDoc
+
+SCHEMA_PATH = Path(__file__).with_name("stepline.schema.json")
+SCHEMA_ID = "https://github.com/stepline/stepline/bot/catalogue/stepline.schema.json"
+LIST_KINDS = ("fields", "tags", "keywords", "links")
+
+# Words for the models and keys the docstrings do not describe (shown by editors on hover).
+DESCRIPTIONS: dict[str, str] = {
+    "Lists": "Declarations: typed friend fields, tags, keyword auto replies and tracked links."
+    " One document may hold any of them; several such documents are merged.",
+    "FieldDef": "A typed friend field (友だち情報欄).",
+    "Choice": "One answer of a question, sent as a quick reply; typing its label counts too.",
+    "NextRule": "`{if: <condition>, goto: step}`; without `if` it always matches.",
+    "KeywordRule": "An auto reply (自動応答) to text a friend sends.",
+    "LinkDef": "A tracked link (URLクリック測定): `{{ link('id') }}` in a text sends it.",
+}
+PROPERTY_DESCRIPTIONS: dict[tuple[str, str], str] = {
+    ("Lists", "fields"): "Typed friend fields by name: `age: {type: integer, min: 0}`.",
+    ("Lists", "tags"): "Every tag the catalogue uses (tags not declared here are errors).",
+    ("Lists", "keywords"): "Auto replies, tried in order; the first match answers.",
+    ("Lists", "links"): "Tracked links by name.",
+    ("FlowDoc", "flow"): "The flow's name (used by start_flow, flow_completed, answered).",
+    ("FlowDoc", "start_on"): "What starts the flow: follow, keyword, postback, tag_added…",
+    ("FlowDoc", "timeout"): "Unanswered that long (30m, 24h, 7d) → abandoned; on_timeout runs.",
+    ("FlowDoc", "restart"): "Whether a friend may go through the flow again.",
+    ("FlowDoc", "steps"): "The questions, asked in order unless `next` says otherwise.",
+    ("FlowDoc", "on_complete"): "Actions run when the flow reaches its end.",
+    ("FlowDoc", "on_timeout"): "Actions run when the flow times out.",
+    ("Step", "ask"): "The step's name (unique in the flow; `end` is reserved).",
+    ("Step", "text"): "The question (a template: `{{ friend.name }}`).",
+    ("Step", "messages"): "Messages sent before the question.",
+    ("Step", "choices"): "Answers shown as quick replies (at most 13).",
+    ("Step", "input"): "What a typed answer must be: text, integer, number, email, phone, date"
+    " or datetime.",
+    ("Step", "save"): "The field the answer is saved into.",
+    ("Step", "invalid"): "Said when the answer is not valid.",
+    ("Step", "max_retries"): "Invalid answers allowed before on_invalid runs and the flow"
+    " moves on.",
+    ("Step", "when"): "The step is asked only when this condition holds; else skipped.",
+    ("Step", "do"): "Actions run when the step is answered.",
+    ("Step", "next"): "Where to go after this step: a step name, `end`, or rules"
+    " `[{if: …, goto: …}, {goto: …}]`.",
+    ("Choice", "label"): "The quick reply's label (at most 20 characters).",
+    ("Choice", "value"): "What is stored as the answer (default: the label).",
+    ("Choice", "data"): "Postback data (default: made by the engine).",
+    ("Choice", "datetime"): "A date/time picker instead of a plain button.",
+    ("Choice", "next"): "Where this choice leads (overrides the step's next).",
+}
+
+
+def build_schema() -> dict[str, Any]:
+    """One schema that accepts any document of the YAML language."""
+    models = [(model, "validation") for model in DOCUMENT_KINDS.values()]
+    refs, generated = models_json_schema(models, ref_template="#/$defs/{model}")  # type: ignore[arg-type]
+    defs: dict[str, Any] = copy.deepcopy(generated.get("$defs", {}))
+    lists: dict[str, Any] = {
+        "type": "object",
+        "title": "Lists",
+        "properties": {},
+        "additionalProperties": False,
+        "minProperties": 1,
+    }
+    for kind in LIST_KINDS:
+        name = DOCUMENT_KINDS[kind].__name__
+        lists["properties"][kind] = defs.pop(name)["properties"][kind]
+    defs["Lists"] = lists
+    _allow_single_message(defs)
+    _describe(defs)
+    flow_ref = refs[(FlowDoc, "validation")]["$ref"]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "stepline catalogue document",
+        "description": "One YAML document of a stepline catalogue: a flow (`flow: name`) or"
+        " declarations (`fields`, `tags`, `keywords`, `links`). Generated from"
+        " bot/catalogue/models.py by `stepline schema --write`; do not edit.",
+        "anyOf": [{"$ref": flow_ref}, {"$ref": "#/$defs/Lists"}],
+        "$defs": dict(sorted(defs.items())),
+    }
+
+
+def _allow_single_message(defs: dict[str, Any]) -> None:
+    """`send: {text: …}` is accepted as well as a list (the model wraps a single message)."""
+    send = defs["SendAction"]["properties"]["send"]
+    items = send["items"]
+    title = send.pop("title", "Send")
+    defs["SendAction"]["properties"]["send"] = {"title": title, "anyOf": [items, send]}
+
+
+def _describe(defs: dict[str, Any]) -> None:
+    for name, text in DESCRIPTIONS.items():
+        if name in defs:
+            defs[name].setdefault("description", text)
+    for (name, key), text in PROPERTY_DESCRIPTIONS.items():
+        properties = defs.get(name, {}).get("properties", {})
+        if key in properties:
+            properties[key].setdefault("description", text)
+
+
+def schema_text() -> str:
+    return json.dumps(build_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+def is_up_to_date(path: Path = SCHEMA_PATH) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == schema_text()
+    except OSError:
+        return False
+
+
+def write_schema(path: Path = SCHEMA_PATH) -> bool:
+    """Regenerate the schema file; True when its content changed."""
+    text = schema_text()
+    try:
+        if path.read_text(encoding="utf-8") == text:
+            return False
+    except OSError:
+        pass
+    path.write_text(text, encoding="utf-8")
+    return True

@@ -1,0 +1,112 @@
+"""A small typed client for the emulator's `/_emulator/` control API (chat clients, tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+
+class EmulatorError(RuntimeError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class EmulatorClient:
+    def __init__(self, base_url: str, timeout: float = 30) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.session.request(
+            method, f"{self.base_url}/_emulator{path}", timeout=self.timeout, **kwargs
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": response.text}
+        if response.status_code >= 400:
+            message = body.get("error") if isinstance(body, dict) else None
+            raise EmulatorError(response.status_code, str(message or body))
+        return body
+
+    # users
+    def create_user(self, name: str, user_id: str | None = None, **extra: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"name": name, **extra}
+        if user_id:
+            body["user_id"] = user_id
+        return dict(self._call("POST", "/users", json=body))
+
+    def user(self, user_id: str) -> dict[str, Any]:
+        return dict(self._call("GET", f"/users/{user_id}"))
+
+    def users(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/users")["users"])
+
+    # user actions (each posts a signed webhook; the answer has the bot's status and the event)
+    def follow(self, user_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/users/{user_id}/follow"))
+
+    def unfollow(self, user_id: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/users/{user_id}/unfollow"))
+
+    def text(self, user_id: str, text: str) -> dict[str, Any]:
+        return dict(self._call("POST", f"/users/{user_id}/text", json={"text": text}))
+
+    def postback(
+        self,
+        user_id: str,
+        data: str,
+        display_text: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"data": data}
+        if display_text is not None:
+            body["displayText"] = display_text
+        if params:
+            body["params"] = params
+        return dict(self._call("POST", f"/users/{user_id}/postback", json=body))
+
+    def messages(self, user_id: str, since: int = 0) -> dict[str, Any]:
+        """`{"messages": [...], "last_seq": n}`: what the user received after `since`."""
+        return dict(self._call("GET", f"/users/{user_id}/messages", params={"since": since}))
+
+    # raw webhooks
+    def post_events(self, events: list[dict[str, Any]], redeliver: bool = False) -> dict[str, Any]:
+        body = {"events": events, "redeliver": redeliver}
+        return dict(self._call("POST", "/webhook", json=body))
+
+    def redeliver(self, webhook_event_id: str) -> dict[str, Any]:
+        body = {"webhookEventId": webhook_event_id}
+        return dict(self._call("POST", "/redeliver", json=body))
+
+    # inspection and control
+    def requests(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/requests")["requests"])
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/webhooks")["webhooks"])
+
+    def dropped(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "/dropped")["dropped"])
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/stats"))
+
+    def reset(self) -> None:
+        self._call("POST", "/reset")
+
+    def config(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/config"))
+
+    def set_webhook_url(self, url: str | None) -> dict[str, Any]:
+        return dict(self._call("PUT", "/config", json={"webhook_url": url}))
+
+    def add_fault(self, **fault: Any) -> dict[str, Any]:
+        return dict(self._call("POST", "/faults", json=fault))
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")

@@ -1,0 +1,43 @@
+"""Settings of one emulated LINE channel."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+from bot.clock import Clock, SystemClock
+
+
+@dataclass
+class EmulatorConfig:
+    """What one emulator instance pretends to be.
+
+    `webhook_url` is only the starting value: it can be changed at run time through
+    `PUT /_emulator/config`, which is stored in the emulator's state, not here.
+    """
+
+    channel_secret: str
+    channel_access_token: str
+    webhook_url: str | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    reply_token_ttl_seconds: float = 60
+    # Benchmarks post webhooks straight to the bot, with reply tokens the emulator never
+    # issued; this accepts each such token once (a used token is still rejected).
+    accept_unknown_reply_tokens: bool = False
+    retry_key_ttl_seconds: float = 24 * 3600
+    webhook_timeout_seconds: float = 10
+    # `None` = no target limit (`GET /v2/bot/message/quota` answers `{"type": "none"}`).
+    monthly_quota: int | None = None
+    bot_user_id: str | None = None
+    bot_display_name: str = "stepline emulator"
+    bot_basic_id: str = "@stepline"
+    # Calendar month for quota consumption (LINE counts months in Japan time).
+    quota_timezone: str = "Asia/Tokyo"
+
+    @property
+    def destination(self) -> str:
+        """The bot's user id (webhook `destination`): fixed, or derived from the secret."""
+        if self.bot_user_id:
+            return self.bot_user_id
+        digest = hashlib.sha256(("stepline-bot:" + self.channel_secret).encode()).hexdigest()
+        return "U" + digest[:32]

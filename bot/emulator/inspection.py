@@ -1,0 +1,323 @@
+"""The control and inspection API under `/_emulator/` (JSON; no auth: a local test tool).
+
+Simulated users act here (follow, unfollow, text, postback): each action becomes a webhook
+event, signed and posted to the bot synchronously; the answer carries the bot's HTTP status.
+Tests and the chat clients read what users received, the API request log and billable counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from bot.emulator import ids, webhooks
+from bot.emulator.context import Emulator, current
+from bot.emulator.store import StoreError
+from bot.emulator.webhooks import WebhookResult
+
+bp = Blueprint("line_emulator_control", __name__, url_prefix="/_emulator")
+
+FAULT_MODES = ("fail", "accept_then_fail")
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@bp.errorhandler(BadRequest)
+def _bad_request(error: BadRequest) -> ResponseReturnValue:
+    return jsonify({"error": error.message}), error.status
+
+
+@bp.errorhandler(StoreError)
+def _store_error(error: StoreError) -> ResponseReturnValue:
+    return jsonify({"error": error.message}), error.status
+
+
+def _body() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    if body is None and not request.get_data():
+        return {}
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return body
+
+
+def _string(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise BadRequest(f"'{key}' must be a non-empty string")
+    return value
+
+
+def _result(result: WebhookResult, event: dict[str, Any] | None = None) -> ResponseReturnValue:
+    out: dict[str, Any] = {"status": result.status, "error": result.error}
+    if event is not None:
+        out["event"] = event
+    else:
+        out["events"] = result.body["events"]
+    return jsonify(out)
+
+
+def _send_one(emu: Emulator, event: dict[str, Any]) -> ResponseReturnValue:
+    """Register the event's reply token (if any) for its user, then post it to the bot."""
+    _register_reply_token(emu, event)
+    return _result(emu.webhooks.dispatch([event]), event)
+
+
+def _register_reply_token(emu: Emulator, event: dict[str, Any]) -> None:
+    """Make the event's reply token valid for its source user (a no-op for a known token,
+    so a used token stays used when its event is redelivered)."""
+    token = event.get("replyToken")
+    if not isinstance(token, str) or not token:
+        return
+    source = event.get("source")
+    user_id = source.get("userId") if isinstance(source, dict) else None
+    event_id = event.get("webhookEventId")
+    emu.store.issue_reply_token(
+        user_id if isinstance(user_id, str) else None,
+        emu.config.clock.now(),
+        webhook_event_id=event_id if isinstance(event_id, str) else None,
+        token=token,
+    )
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+@bp.post("/users")
+def create_user() -> ResponseReturnValue:
+    emu = current()
+    body = _body()
+    name = _string(body, "name")
+    assert name is not None
+    user_id = _string(body, "user_id", required=False)
+    if user_id is not None and not ids.is_user_id(user_id):
+        raise BadRequest("'user_id' must be U followed by 32 lowercase hex characters")
+    picture_url = _string(body, "picture_url", required=False)
+    language = _string(body, "language", required=False) if "language" in body else "ja"
+    user = emu.store.add_user(
+        name, emu.config.clock.now(), user_id=user_id, picture_url=picture_url, language=language
+    )
+    return jsonify(user.to_json()), 201
+
+
+@bp.get("/users")
+def list_users() -> ResponseReturnValue:
+    return jsonify({"users": [u.to_json() for u in current().store.users()]})
+
+
+@bp.get("/users/<user_id>")
+def get_user(user_id: str) -> ResponseReturnValue:
+    return jsonify(current().store.require_user(user_id).to_json())
+
+
+@bp.post("/users/<user_id>/follow")
+def follow(user_id: str) -> ResponseReturnValue:
+    emu = current()
+    now = emu.config.clock.now()
+    is_unblocked = emu.store.follow(user_id, now)
+    return _send_one(emu, webhooks.follow_event(user_id, now, ids.reply_token(), is_unblocked))
+
+
+@bp.post("/users/<user_id>/unfollow")
+def unfollow(user_id: str) -> ResponseReturnValue:
+    emu = current()
+    now = emu.config.clock.now()
+    emu.store.unfollow(user_id, now)
+    return _send_one(emu, webhooks.unfollow_event(user_id, now))
+
+
+def _active_user(emu: Emulator, user_id: str) -> None:
+    user = emu.store.require_user(user_id)
+    if user.state == "blocked":
+        raise BadRequest(f"user {user_id} has blocked the account; follow again first", 409)
+
+
+@bp.post("/users/<user_id>/text")
+def send_text(user_id: str) -> ResponseReturnValue:
+    emu = current()
+    _active_user(emu, user_id)
+    text = _string(_body(), "text")
+    assert text is not None
+    now = emu.config.clock.now()
+    return _send_one(emu, webhooks.text_message_event(user_id, now, ids.reply_token(), text))
+
+
+@bp.post("/users/<user_id>/postback")
+def send_postback(user_id: str) -> ResponseReturnValue:
+    emu = current()
+    _active_user(emu, user_id)
+    body = _body()
+    data = body.get("data")
+    if not isinstance(data, str):
+        raise BadRequest("'data' must be a string")
+    _string(body, "displayText", required=False)
+    params = body.get("params")
+    if params is not None:
+        if not isinstance(params, dict):
+            raise BadRequest("'params' must be an object")
+        problem = webhooks.check_postback_params(params)
+        if problem:
+            raise BadRequest(problem)
+    now = emu.config.clock.now()
+    event = webhooks.postback_event(user_id, now, ids.reply_token(), data, params)
+    return _send_one(emu, event)
+
+
+@bp.get("/users/<user_id>/messages")
+def user_messages(user_id: str) -> ResponseReturnValue:
+    emu = current()
+    emu.store.require_user(user_id)
+    try:
+        since = int(request.args.get("since", "0"))
+    except ValueError as exc:
+        raise BadRequest("'since' must be an integer") from exc
+    deliveries = emu.store.deliveries_for(user_id, since)
+    last = deliveries[-1].seq if deliveries else since
+    return jsonify({"messages": [d.to_json() for d in deliveries], "last_seq": last})
+
+
+# --- raw webhooks -----------------------------------------------------------------------------
+
+
+@bp.post("/webhook")
+def post_events() -> ResponseReturnValue:
+    """Post already-built events as they are (signed); `redeliver: true` flags them as
+    redeliveries. Reply tokens in them become valid for the event's source user."""
+    emu = current()
+    body = _body()
+    events = body.get("events")
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise BadRequest("'events' must be an array of event objects")
+    if body.get("redeliver"):
+        events = [webhooks.as_redelivery(e) for e in events]
+    for event in events:
+        _register_reply_token(emu, event)
+    return _result(emu.webhooks.dispatch(events))
+
+
+@bp.post("/redeliver")
+def redeliver() -> ResponseReturnValue:
+    emu = current()
+    event_id = _string(_body(), "webhookEventId")
+    assert event_id is not None
+    event = emu.store.event(event_id)
+    if event is None:
+        raise BadRequest(f"no event {event_id} was sent", 404)
+    return _send_one(emu, webhooks.as_redelivery(event))
+
+
+@bp.get("/webhooks")
+def webhook_log() -> ResponseReturnValue:
+    return jsonify({"webhooks": current().store.webhooks()})
+
+
+# --- inspection and control -------------------------------------------------------------------
+
+
+@bp.get("/requests")
+def request_log() -> ResponseReturnValue:
+    return jsonify({"requests": current().store.requests()})
+
+
+@bp.get("/dropped")
+def dropped() -> ResponseReturnValue:
+    return jsonify({"dropped": [d.to_json() for d in current().store.dropped()]})
+
+
+@bp.get("/stats")
+def stats() -> ResponseReturnValue:
+    return jsonify(current().store.stats())
+
+
+@bp.post("/reset")
+def reset() -> ResponseReturnValue:
+    current().store.reset()
+    return jsonify({"ok": True})
+
+
+def _config_json(emu: Emulator) -> dict[str, Any]:
+    return {
+        "webhook_url": emu.store.webhook_url,
+        "bot_user_id": emu.config.destination,
+        "reply_token_ttl_seconds": emu.config.reply_token_ttl_seconds,
+        "monthly_quota": emu.config.monthly_quota,
+        "now": emu.config.clock.now().isoformat(),
+    }
+
+
+@bp.get("/config")
+def get_config() -> ResponseReturnValue:
+    return jsonify(_config_json(current()))
+
+
+@bp.put("/config")
+def put_config() -> ResponseReturnValue:
+    emu = current()
+    body = _body()
+    if "webhook_url" in body:
+        url = body["webhook_url"]
+        if url is not None and (
+            not isinstance(url, str) or not url.startswith(("http://", "https://"))
+        ):
+            raise BadRequest("'webhook_url' must be an http(s) URL or null")
+        emu.store.webhook_url = url
+    return jsonify(_config_json(emu))
+
+
+@bp.get("/faults")
+def list_faults() -> ResponseReturnValue:
+    return jsonify({"faults": [f.to_json() for f in current().store.faults()]})
+
+
+@bp.post("/faults")
+def add_fault() -> ResponseReturnValue:
+    """Script failures: `{"path": "/v2/bot/message/push" | "*", "status": 500 | 429 | null,
+    "times": 1, "mode": "fail" | "accept_then_fail", "latency_ms": 0, "retry_after": null,
+    "message": null}`."""
+    body = _body()
+    path = body.get("path", "*")
+    status = body.get("status", 500)
+    times = body.get("times", 1)
+    mode = body.get("mode", "fail")
+    latency = body.get("latency_ms", 0)
+    retry_after = body.get("retry_after")
+    message = body.get("message")
+    if not isinstance(path, str) or not (path == "*" or path.startswith("/")):
+        raise BadRequest("'path' must be an API path such as /v2/bot/message/push, or *")
+    if status is not None and (not isinstance(status, int) or not 400 <= status <= 599):
+        raise BadRequest("'status' must be an HTTP error status (400-599) or null")
+    if not isinstance(times, int) or times < 1:
+        raise BadRequest("'times' must be a positive integer")
+    if mode not in FAULT_MODES:
+        raise BadRequest(f"'mode' must be one of {', '.join(FAULT_MODES)}")
+    if not isinstance(latency, int) or latency < 0:
+        raise BadRequest("'latency_ms' must be a non-negative integer")
+    if retry_after is not None and (not isinstance(retry_after, int) or retry_after < 0):
+        raise BadRequest("'retry_after' must be a non-negative integer")
+    if message is not None and not isinstance(message, str):
+        raise BadRequest("'message' must be a string")
+    fault = current().store.add_fault(
+        path=path,
+        status=status,
+        times=times,
+        mode=mode,
+        latency_ms=latency,
+        retry_after=retry_after,
+        message=message,
+    )
+    return jsonify(fault.to_json()), 201
+
+
+@bp.delete("/faults")
+def clear_faults() -> ResponseReturnValue:
+    current().store.clear_faults()
+    return jsonify({"ok": True})

@@ -1,0 +1,481 @@
+"""The emulator's whole state, in memory, behind one re-entrant lock.
+
+One `EmulatorStore` per app. Every method takes the lock itself; a caller that needs several
+steps to be atomic (check a retry key, deliver, remember the key) holds `store.lock` around
+them (it is re-entrant). Nothing here does I/O, so the lock is never held across a webhook call.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from bot.emulator import ids
+
+Via = Literal["reply", "push", "multicast"]
+FriendState = Literal["new", "friend", "blocked"]
+
+
+class StoreError(Exception):
+    """A control-API request that conflicts with the current state (HTTP 404/409)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def iso(at: datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class SimUser:
+    """A simulated LINE user. `state`: new (never added the account), friend, blocked."""
+
+    user_id: str
+    name: str
+    created_at: datetime
+    picture_url: str | None = None
+    language: str | None = "ja"
+    status_message: str | None = None
+    state: FriendState = "new"
+    followed_at: datetime | None = None
+    blocked_at: datetime | None = None
+
+    def profile(self) -> dict[str, Any]:
+        """`GET /v2/bot/profile/{userId}` body (optional fields only when set)."""
+        out: dict[str, Any] = {"userId": self.user_id, "displayName": self.name}
+        if self.picture_url:
+            out["pictureUrl"] = self.picture_url
+        if self.status_message:
+            out["statusMessage"] = self.status_message
+        if self.language:
+            out["language"] = self.language
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "user_id": self.user_id,
+            "name": self.name,
+            "picture_url": self.picture_url,
+            "language": self.language,
+            "state": self.state,
+            "is_friend": self.state == "friend",
+            "created_at": iso(self.created_at),
+            "followed_at": iso(self.followed_at) if self.followed_at else None,
+            "blocked_at": iso(self.blocked_at) if self.blocked_at else None,
+        }
+
+
+@dataclass
+class ReplyToken:
+    token: str
+    user_id: str | None
+    issued_at: datetime
+    webhook_event_id: str | None = None
+    used_at: datetime | None = None
+
+
+@dataclass
+class AcceptedRetryKey:
+    key: str
+    request_id: str
+    accepted_at: datetime
+    path: str
+    sent_messages: list[dict[str, str]] | None
+
+
+@dataclass
+class Delivery:
+    """One message object that reached one user."""
+
+    seq: int
+    user_id: str
+    via: Via
+    message: dict[str, Any]
+    at: datetime
+    request_id: str
+    message_id: str
+    quote_token: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "via": self.via,
+            "message": self.message,
+            "at": iso(self.at),
+            "request_id": self.request_id,
+            "id": self.message_id,
+            "quoteToken": self.quote_token,
+        }
+
+
+@dataclass
+class Dropped:
+    """An accepted send that did not reach one recipient (blocked, not a friend, unknown)."""
+
+    seq: int
+    user_id: str
+    via: Via
+    reason: str
+    messages: list[dict[str, Any]]
+    at: datetime
+    request_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "user_id": self.user_id,
+            "via": self.via,
+            "reason": self.reason,
+            "messages": self.messages,
+            "at": iso(self.at),
+            "request_id": self.request_id,
+        }
+
+
+@dataclass
+class Billable:
+    user_id: str
+    via: Via
+    at: datetime
+    request_id: str
+
+
+@dataclass
+class Fault:
+    """A scripted failure for the next `times` calls of `path` (`*` = any API path).
+
+    mode `fail`: answer `status` without doing anything. mode `accept_then_fail`: do the work
+    (deliver, consume the retry key) and then answer `status` anyway (a lost response).
+    `latency_ms` delays the call first; with `status` None the call then proceeds normally.
+    """
+
+    id: int
+    path: str = "*"
+    status: int | None = 500
+    times: int = 1
+    mode: Literal["fail", "accept_then_fail"] = "fail"
+    latency_ms: int = 0
+    retry_after: int | None = None
+    message: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": self.path,
+            "status": self.status,
+            "times": self.times,
+            "mode": self.mode,
+            "latency_ms": self.latency_ms,
+            "retry_after": self.retry_after,
+            "message": self.message,
+        }
+
+
+@dataclass
+class State:
+    users: dict[str, SimUser] = field(default_factory=dict)
+    reply_tokens: dict[str, ReplyToken] = field(default_factory=dict)
+    retry_keys: dict[str, AcceptedRetryKey] = field(default_factory=dict)
+    deliveries: list[Delivery] = field(default_factory=list)
+    dropped: list[Dropped] = field(default_factory=list)
+    billable: list[Billable] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    webhooks: list[dict[str, Any]] = field(default_factory=list)
+    events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    faults: list[Fault] = field(default_factory=list)
+
+
+class EmulatorStore:
+    def __init__(self, webhook_url: str | None = None) -> None:
+        self.lock = threading.RLock()
+        self._state = State()
+        self._seq: Iterator[int] = itertools.count(1)
+        self._webhook_url = webhook_url
+
+    # --- configuration that can change at run time ---------------------------------------------
+
+    @property
+    def webhook_url(self) -> str | None:
+        with self.lock:
+            return self._webhook_url
+
+    @webhook_url.setter
+    def webhook_url(self, url: str | None) -> None:
+        with self.lock:
+            self._webhook_url = url
+
+    def reset(self) -> None:
+        """Forget users, tokens, keys, deliveries, logs and faults. Configuration stays, and
+        sequence numbers keep rising so a client polling with `since` never misses anything."""
+        with self.lock:
+            self._state = State()
+
+    def next_seq(self) -> int:
+        with self.lock:
+            return next(self._seq)
+
+    # --- users ----------------------------------------------------------------------------------
+
+    def add_user(
+        self,
+        name: str,
+        now: datetime,
+        *,
+        user_id: str | None = None,
+        picture_url: str | None = None,
+        language: str | None = "ja",
+    ) -> SimUser:
+        with self.lock:
+            uid = user_id or ids.user_id()
+            if uid in self._state.users:
+                raise StoreError(f"user {uid} already exists")
+            user = SimUser(uid, name, now, picture_url=picture_url, language=language)
+            self._state.users[uid] = user
+            return copy.copy(user)
+
+    def get_user(self, user_id: str) -> SimUser | None:
+        with self.lock:
+            user = self._state.users.get(user_id)
+            return copy.copy(user) if user else None
+
+    def require_user(self, user_id: str) -> SimUser:
+        user = self.get_user(user_id)
+        if user is None:
+            raise StoreError(f"no user {user_id}", status=404)
+        return user
+
+    def users(self) -> list[SimUser]:
+        with self.lock:
+            return [copy.copy(user) for user in self._state.users.values()]
+
+    def follow(self, user_id: str, now: datetime) -> bool:
+        """Make the user a friend; returns `isUnblocked` (True when they had blocked before)."""
+        with self.lock:
+            user = self._state.users.get(user_id)
+            if user is None:
+                raise StoreError(f"no user {user_id}", status=404)
+            if user.state == "friend":
+                raise StoreError(f"user {user_id} is already a friend")
+            unblocked = user.state == "blocked"
+            user.state = "friend"
+            user.followed_at = now
+            user.blocked_at = None
+            return unblocked
+
+    def unfollow(self, user_id: str, now: datetime) -> None:
+        """The user blocks the account."""
+        with self.lock:
+            user = self._state.users.get(user_id)
+            if user is None:
+                raise StoreError(f"no user {user_id}", status=404)
+            if user.state != "friend":
+                raise StoreError(f"user {user_id} is not a friend")
+            user.state = "blocked"
+            user.blocked_at = now
+
+    # --- reply tokens ---------------------------------------------------------------------------
+
+    def issue_reply_token(
+        self,
+        user_id: str | None,
+        now: datetime,
+        *,
+        webhook_event_id: str | None = None,
+        token: str | None = None,
+    ) -> str:
+        with self.lock:
+            value = token or ids.reply_token()
+            if value not in self._state.reply_tokens:
+                self._state.reply_tokens[value] = ReplyToken(
+                    value, user_id, now, webhook_event_id=webhook_event_id
+                )
+            return value
+
+    def use_reply_token(self, token: str, now: datetime, ttl_seconds: float) -> ReplyToken | None:
+        """Mark the token used and return it; None if unknown, used or expired."""
+        with self.lock:
+            found = self._state.reply_tokens.get(token)
+            if found is None or found.used_at is not None:
+                return None
+            if now - found.issued_at > timedelta(seconds=ttl_seconds):
+                return None
+            found.used_at = now
+            return copy.copy(found)
+
+    # --- retry keys -----------------------------------------------------------------------------
+
+    def accepted_retry_key(
+        self, key: str, now: datetime, ttl_seconds: float
+    ) -> AcceptedRetryKey | None:
+        with self.lock:
+            found = self._state.retry_keys.get(key.lower())
+            if found and now - found.accepted_at > timedelta(seconds=ttl_seconds):
+                del self._state.retry_keys[key.lower()]
+                return None
+            return found
+
+    def accept_retry_key(self, accepted: AcceptedRetryKey) -> None:
+        with self.lock:
+            self._state.retry_keys[accepted.key.lower()] = accepted
+
+    # --- deliveries -----------------------------------------------------------------------------
+
+    def deliver(
+        self,
+        user_id: str,
+        via: Via,
+        messages: list[dict[str, Any]],
+        sent: list[dict[str, str]],
+        request_id: str,
+        now: datetime,
+    ) -> list[Delivery]:
+        with self.lock:
+            out = []
+            for message, ident in zip(messages, sent, strict=True):
+                delivery = Delivery(
+                    seq=next(self._seq),
+                    user_id=user_id,
+                    via=via,
+                    message=copy.deepcopy(message),
+                    at=now,
+                    request_id=request_id,
+                    message_id=ident["id"],
+                    quote_token=ident.get("quoteToken"),
+                )
+                self._state.deliveries.append(delivery)
+                out.append(delivery)
+            if via != "reply":
+                self._state.billable.append(Billable(user_id, via, now, request_id))
+            return out
+
+    def drop(
+        self,
+        user_id: str,
+        via: Via,
+        reason: str,
+        messages: list[dict[str, Any]],
+        request_id: str,
+        now: datetime,
+    ) -> Dropped:
+        with self.lock:
+            dropped = Dropped(
+                next(self._seq), user_id, via, reason, copy.deepcopy(messages), now, request_id
+            )
+            self._state.dropped.append(dropped)
+            return dropped
+
+    def deliveries_for(self, user_id: str, since: int = 0) -> list[Delivery]:
+        with self.lock:
+            return [d for d in self._state.deliveries if d.user_id == user_id and d.seq > since]
+
+    def dropped(self) -> list[Dropped]:
+        with self.lock:
+            return list(self._state.dropped)
+
+    def billable(self) -> list[Billable]:
+        with self.lock:
+            return list(self._state.billable)
+
+    def deliveries(self) -> list[Delivery]:
+        with self.lock:
+            return list(self._state.deliveries)
+
+    def usage_in_month(self, now: datetime, timezone: str) -> int:
+        """Billable messages counted in the calendar month of `now` (in `timezone`)."""
+        zone = ZoneInfo(timezone)
+        month = now.astimezone(zone).strftime("%Y-%m")
+        with self.lock:
+            return sum(
+                1 for b in self._state.billable if b.at.astimezone(zone).strftime("%Y-%m") == month
+            )
+
+    def stats(self) -> dict[str, Any]:
+        """Billable counts (one per recipient per push/multicast request; replies are free)."""
+        with self.lock:
+            billable_by_user = Counter(b.user_id for b in self._state.billable)
+            billable_by_via = Counter(b.via for b in self._state.billable)
+            delivered_by_via = Counter(d.via for d in self._state.deliveries)
+            dropped_by_reason = Counter(d.reason for d in self._state.dropped)
+            return {
+                "billable_total": len(self._state.billable),
+                "billable_by_user": dict(billable_by_user),
+                "billable_by_via": {"push": 0, "multicast": 0, **billable_by_via},
+                "delivered_messages_total": len(self._state.deliveries),
+                "delivered_messages_by_via": {
+                    "reply": 0,
+                    "push": 0,
+                    "multicast": 0,
+                    **delivered_by_via,
+                },
+                "dropped_total": len(self._state.dropped),
+                "dropped_by_reason": dict(dropped_by_reason),
+                "api_requests_total": len(self._state.requests),
+                "webhooks_total": len(self._state.webhooks),
+            }
+
+    # --- logs -----------------------------------------------------------------------------------
+
+    def log_request(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self._state.requests.append({"seq": next(self._seq), **entry})
+
+    def requests(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return copy.deepcopy(self._state.requests)
+
+    def log_webhook(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self._state.webhooks.append({"seq": next(self._seq), **entry})
+
+    def webhooks(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return copy.deepcopy(self._state.webhooks)
+
+    def remember_event(self, event: dict[str, Any]) -> None:
+        """Keep a sent event by `webhookEventId` so it can be redelivered."""
+        event_id = event.get("webhookEventId")
+        if isinstance(event_id, str):
+            with self.lock:
+                self._state.events.setdefault(event_id, copy.deepcopy(event))
+
+    def event(self, webhook_event_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self._state.events.get(webhook_event_id)
+            return copy.deepcopy(found) if found else None
+
+    # --- faults ---------------------------------------------------------------------------------
+
+    def add_fault(self, **fields: Any) -> Fault:
+        with self.lock:
+            fault = Fault(id=next(self._seq), **fields)
+            self._state.faults.append(fault)
+            return copy.copy(fault)
+
+    def faults(self) -> list[Fault]:
+        with self.lock:
+            return [copy.copy(f) for f in self._state.faults]
+
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._state.faults.clear()
+
+    def take_fault(self, path: str) -> Fault | None:
+        """The first fault matching `path`, counted down (removed when used up)."""
+        with self.lock:
+            for fault in self._state.faults:
+                if fault.path in ("*", path):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self._state.faults.remove(fault)
+                    return copy.copy(fault)
+            return None
