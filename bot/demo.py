@@ -6,6 +6,7 @@ client of the emulator's `/_emulator/` API) plays a friend.
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 
@@ -80,6 +81,15 @@ def demo_command(
     console = Console()
     if not flows.is_dir():
         raise click.ClickException(f"no flows folder at {flows.resolve()}")
+    log_file = Path("instance") / "demo.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    # The terminal is the chat; the bot's and emulator's logs go to a file.
+    logging.basicConfig(
+        filename=log_file,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
     upgrade(database)
     clock = OffsetClock()
     emulator = ServerThread(
@@ -115,6 +125,7 @@ def demo_command(
     console.print(f"LINE emulator on {emulator.url} (control API {emulator.url}/_emulator/)")
     console.print(f"admin API: {bot.url}/api/v1 with 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'")
     console.print(f"flows from {flows.resolve()} (edits are picked up live); database {database}")
+    console.print(f"logs in {log_file}")
     try:
         if no_chat:
             console.print("Ctrl-C to stop.")

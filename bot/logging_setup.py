@@ -37,6 +37,8 @@ def configure_logging(settings: Settings) -> None:
             level=os.environ.get("STEPLINE_LOG_LEVEL", "INFO").upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+    # `transitions` logs every state change at INFO: per-friend noise, not operations.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
     secrets = [settings.channel_secret, settings.channel_access_token, settings.admin_token or ""]
     redactor = RedactSecrets(secrets)
     for handler in root.handlers:

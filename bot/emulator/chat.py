@@ -442,7 +442,9 @@ def _act(
         outgoing = action_to_outgoing(parsed.choice.action)
         if isinstance(outgoing, SendText):
             note(f"› {outgoing.text}")
-        elif isinstance(outgoing, SendPostback | AskDatetime):
+        elif isinstance(outgoing, AskDatetime) or (
+            isinstance(outgoing, SendPostback) and not outgoing.display_text
+        ):
             note(f"› ({parsed.choice.label})")
     else:
         outgoing = parsed
