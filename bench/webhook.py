@@ -159,7 +159,6 @@ def seed(url: str, friends: int) -> list[str]:
                     "status": "following",
                     "followed_at": now,
                     "created_at": now,
-                    "version": 0,
                 }
                 for u in users
             ],

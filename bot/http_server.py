@@ -5,22 +5,14 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-
-
-class KeepAliveHandler(WSGIRequestHandler):
-    """HTTP/1.1, so clients (the LINE SDK's connection pool) reuse connections."""
-
-    protocol_version = "HTTP/1.1"
+from werkzeug.serving import BaseWSGIServer, make_server
 
 
 class ServerThread:
     """Serve `app` on host:port (port 0 picks a free one) until `stop()`."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server: BaseWSGIServer = make_server(
-            host, port, app, threaded=True, request_handler=KeepAliveHandler
-        )
+        self._server: BaseWSGIServer = make_server(host, port, app, threaded=True)
         self.host = host
         self.port = self._server.server_port
         self._thread = threading.Thread(

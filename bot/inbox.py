@@ -58,7 +58,6 @@ def lock_friend(session: Session, line_user_id: str, now: Any, *, create: bool) 
                 "display_name": "",
                 "status": "following",
                 "created_at": now,
-                "version": 0,
             },
             ["line_user_id"],
         )
@@ -107,6 +106,7 @@ def _apply(
     kind = str(event.get("type", ""))
     uid = user_id(event)
     catalogue = runtime.catalogue
+    tag_ids = runtime.tag_ids.fork()
     with runtime.db.write() as session:
         inserted = insert_ignore(
             session,
@@ -119,8 +119,11 @@ def _apply(
                     (event.get("deliveryContext") or {}).get("isRedelivery", False)
                 ),
                 "payload": event,
-                "status": "processing",
+                # Written as done: if processing fails the whole transaction rolls back and
+                # the event is recorded as failed instead (see _record_failure).
+                "status": "done",
                 "received_at": now,
+                "processed_at": now,
             },
             ["webhook_event_id"],
         )
@@ -134,14 +137,15 @@ def _apply(
             )
             if friend is not None:
                 turn = Turn(
-                    record=FriendRecord(session, friend, catalogue, now, runtime.settings.tz),
+                    record=FriendRecord(
+                        session, friend, catalogue, now, runtime.settings.tz, tag_ids
+                    ),
                     catalogue=catalogue,
                     templates=runtime.templates,
                     cause=f"webhook:{webhook_event_id}",
                     reply_token=_reply_token(event),
                 )
                 status = _dispatch(runtime, turn, event, kind, profile_name)
-                friend.version += 1
                 rows = queue_for_friend(
                     session,
                     friend,
@@ -151,11 +155,13 @@ def _apply(
                     now=now,
                     claim_for=runtime.sender.owner,
                 )
-        session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.webhook_event_id == webhook_event_id)
-            .values(status=status, processed_at=now)
-        )
+        if status != "done":
+            session.execute(
+                update(WebhookEvent)
+                .where(WebhookEvent.webhook_event_id == webhook_event_id)
+                .values(status=status)
+            )
+    tag_ids.committed()
     return Processed(webhook_event_id, status, rows)
 
 

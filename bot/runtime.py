@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.delivery.line_client import LineClient
 from bot.delivery.sender import Sender
 from bot.engine.dispatch import Dispatcher
+from bot.engine.friend_record import TagIds
 from bot.engine.templates import Templates
 from storage.db import Database
 
@@ -92,6 +93,7 @@ class Runtime:
             # so a later broken edit cannot leave it with none.
             self.catalogues.reload()
         self.templates = Templates(settings.tz)
+        self.tag_ids = TagIds()
         self.dispatcher = Dispatcher()
         self.sender = Sender(self.db, self.line, self.clock)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +53,47 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+class SqliteWriteLock:
+    """One writer at a time, queued in the kernel rather than in SQLite's busy handler.
+
+    SQLite's busy handler polls with sleeps of up to 100 ms, which wrecks latency as soon as
+    two writers meet. Threads queue on a mutex, processes (gunicorn workers, the worker) on
+    an flock of a file next to the database.
+    """
+
+    def __init__(self, database: str | None) -> None:
+        self._mutex = threading.Lock()
+        in_memory = not database or database == ":memory:"
+        self._path = None if in_memory else Path(database + ".writelock")
+        self._fd: int | None = None
+        self._pid = 0
+
+    def __enter__(self) -> SqliteWriteLock:
+        self._mutex.acquire()
+        if self._path is not None:
+            try:
+                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
+            except BaseException:
+                self._mutex.release()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._path is not None and self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._mutex.release()
+
+    def _descriptor(self) -> int:
+        # After a fork the inherited descriptor shares its lock with the parent: reopen.
+        if self._fd is None or self._pid != os.getpid():
+            assert self._path is not None
+            self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+
 class Database:
     """An engine plus the two kinds of session stepline uses: write and read."""
 
@@ -62,10 +105,11 @@ class Database:
         self._read = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
         )
-        # SQLite has one writer at a time. Threads of this process queue on a Python lock
-        # rather than in SQLite's busy handler, which sleeps in steps of up to 100 ms and
-        # wrecks latency; other processes still wait through busy_timeout.
-        self._write_lock = threading.Lock() if self.is_sqlite else contextlib.nullcontext()
+        self._write_lock: contextlib.AbstractContextManager[object] = (
+            SqliteWriteLock(self.engine.url.database)
+            if self.is_sqlite
+            else contextlib.nullcontext()
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -76,6 +120,13 @@ class Database:
         """One write transaction: commit on success, roll back on any error."""
         with self._write_lock, self._write() as session, session.begin():
             yield session
+
+    @contextlib.contextmanager
+    def write_core(self) -> Iterator[Connection]:
+        """A write transaction on a bare Core connection: cheaper than a Session for a
+        statement or two (the sender's bookkeeping)."""
+        with self._write_lock, self.engine.begin() as connection:
+            yield connection
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:

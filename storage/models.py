@@ -20,7 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -73,12 +73,6 @@ class Friend(Base):
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unblocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Bumped on every processed event: the row we lock to serialise one user's events.
-    version: Mapped[int] = mapped_column(Integer, default=0)
-
-    tags: Mapped[list[FriendTag]] = relationship(
-        back_populates="friend", cascade="all, delete-orphan", lazy="selectin"
-    )
 
 
 class Tag(Base):
@@ -97,9 +91,6 @@ class FriendTag(Base):
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime)
     reason: Mapped[str] = mapped_column(String(200), default="")
-
-    friend: Mapped[Friend] = relationship(back_populates="tags")
-    tag: Mapped[Tag] = relationship(lazy="joined")
 
     __table_args__ = (Index("ix_friend_tags_tag_friend", "tag_id", "friend_id"),)
 

@@ -131,16 +131,16 @@ def patch_friend(runtime: Runtime, line_user_id: str, body: dict[str, Any]) -> d
     add_tags, remove_tags, fields = _validate_patch(runtime, body)
     now = runtime.clock.now()
     catalogue = runtime.catalogue
+    tag_ids = runtime.tag_ids.fork()
     with runtime.db.write() as session:
         friend = lock_friend(session, line_user_id, now, create=False)
         if friend is None:
             raise ApiError(404, f"no friend with LINE user id {line_user_id!r}")
-        record = FriendRecord(session, friend, catalogue, now, runtime.settings.tz)
+        record = FriendRecord(session, friend, catalogue, now, runtime.settings.tz, tag_ids)
         turn = Turn(
             record=record, catalogue=catalogue, templates=runtime.templates, cause="api:patch"
         )
         runtime.dispatcher.apply_changes(turn, add_tags, remove_tags, fields)
-        friend.version += 1
         rows = queue_for_friend(
             session,
             friend,
@@ -151,6 +151,7 @@ def patch_friend(runtime: Runtime, line_user_id: str, body: dict[str, Any]) -> d
             claim_for=runtime.sender.owner,
         )
         result = friend_json(record, session)
+    tag_ids.committed()
     if rows:
         runtime.sender.send_claimed(rows)
     return result

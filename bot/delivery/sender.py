@@ -119,11 +119,11 @@ class Sender:
     ) -> None:
         """Record the outcome only while we still own the row (a presumed-dead sender's
         late write must not overwrite another sender's work)."""
-        with self.db.write() as session:
+        with self.db.write_core() as connection:
             values: dict[str, object] = {"status": status, "lease_until": None, "error": error}
             if status == "sent":
                 values.update(sent_at=self.clock.now(), accepted_request_id=accepted)
-            result = session.execute(
+            result = connection.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == row.id, OutboxMessage.owner == self.owner)
                 .values(**values)

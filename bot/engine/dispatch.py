@@ -19,6 +19,7 @@ from bot.engine.actions import add_tag, run_actions, set_field
 from bot.engine.conversation import Answer, ChoicePostback, Conversations
 from bot.engine.fields import normalise
 from bot.engine.turn import MAX_TRIGGER_ROUNDS, Turn
+from storage.models import Conversation
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +62,13 @@ class Dispatcher:
                 return True
         return False
 
-    def expire_if_due(self, turn: Turn) -> None:
+    def current(self, turn: Turn) -> Conversation | None:
+        """The friend's active conversation, after abandoning it if its timeout has passed."""
         conv = self.conversations.active(turn.record.session, turn.record.friend.id)
         if conv is not None and conv.expires_at is not None and conv.expires_at <= turn.now:
             self.conversations.expire(turn, conv)
+            return None
+        return conv
 
     def finish(self, turn: Turn) -> None:
         """Run what the turn's changes set off: flows started by triggers or `start_flow`."""
@@ -93,12 +97,10 @@ class Dispatcher:
             self.conversations.cancel(turn, conv)
 
     def on_text(self, turn: Turn, text: str) -> None:
-        self.expire_if_due(turn)
+        conv = self.current(turn)
         if self._start_first(turn, KeywordTrigger(keyword=text)):
             self.finish(turn)
             return
-        session = turn.record.session
-        conv = self.conversations.active(session, turn.record.friend.id)
         keyword = next((k for k in turn.catalogue.keywords if k.matches(text)), None)
         if conv is not None and not (
             keyword is not None and not self.conversations.accepts(turn, conv, Answer(text=text))
@@ -113,9 +115,7 @@ class Dispatcher:
         self.finish(turn)
 
     def on_postback(self, turn: Turn, data: str, params: dict[str, Any] | None) -> None:
-        self.expire_if_due(turn)
-        session = turn.record.session
-        conv = self.conversations.active(session, turn.record.friend.id)
+        conv = self.current(turn)
         answered = conv is not None and self.conversations.answer(
             turn, conv, Answer(postback=data, params=params)
         )

@@ -20,9 +20,16 @@ class FriendRecord:
     """A friend row plus its tags/fields/answers; every change is written to the session."""
 
     def __init__(
-        self, session: Session, friend: Friend, catalogue: Catalogue, now: datetime, tz: ZoneInfo
+        self,
+        session: Session,
+        friend: Friend,
+        catalogue: Catalogue,
+        now: datetime,
+        tz: ZoneInfo,
+        tag_ids: TagIds | None = None,
     ) -> None:
         self.session = session
+        self.tag_ids = tag_ids or TagIds()
         self.friend = friend
         self.catalogue = catalogue
         self.now = now
@@ -48,7 +55,7 @@ class FriendRecord:
         """Tag the friend; False if they already had it."""
         if name in self.tags:
             return False
-        tag_id = tag_id_for(self.session, name)
+        tag_id = self.tag_ids.get(self.session, name)
         insert_ignore(
             self.session,
             FriendTag.__table__,  # type: ignore[arg-type]
@@ -61,7 +68,7 @@ class FriendRecord:
     def remove_tag(self, name: str) -> bool:
         if name not in self.tags:
             return False
-        tag_id = self.session.scalar(select(Tag.id).where(Tag.name == name))
+        tag_id = self.tag_ids.get(self.session, name)
         self.session.execute(
             delete(FriendTag).where(
                 FriendTag.friend_id == self.friend.id, FriendTag.tag_id == tag_id
@@ -155,11 +162,30 @@ class FriendRecord:
             self._answers.setdefault(flow, {})[step] = fieldlib.to_json(value)
 
 
-def tag_id_for(session: Session, name: str) -> int:
-    """The tag's id, creating the tag row if needed (safe against concurrent creators)."""
-    tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
-    if tag_id is None:
-        insert_ignore(session, Tag.__table__, {"name": name}, ["name"])  # type: ignore[arg-type]
-        tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
-    assert tag_id is not None
-    return tag_id
+class TagIds:
+    """Tag name → id. Tag rows are never deleted, so ids seen in a committed transaction can
+    be remembered by the process; ids of this transaction count only once it commits."""
+
+    def __init__(self, known: dict[str, int] | None = None) -> None:
+        self.known = known if known is not None else {}
+        self.pending: dict[str, int] = {}
+
+    def get(self, session: Session, name: str) -> int:
+        """The tag's id, creating the tag row if needed (safe against concurrent creators)."""
+        tag_id = self.known.get(name) or self.pending.get(name)
+        if tag_id is None:
+            tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
+            if tag_id is None:
+                insert_ignore(session, Tag.__table__, {"name": name}, ["name"])  # type: ignore[arg-type]
+                tag_id = session.scalar(select(Tag.id).where(Tag.name == name))
+            assert tag_id is not None
+            self.pending[name] = tag_id
+        return tag_id
+
+    def fork(self) -> TagIds:
+        """A view for one transaction over the process's remembered ids."""
+        return TagIds(self.known)
+
+    def committed(self) -> None:
+        self.known.update(self.pending)
+        self.pending.clear()

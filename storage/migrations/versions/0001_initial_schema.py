@@ -42,7 +42,6 @@ def upgrade() -> None:
         sa.Column("blocked_at", storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("unblocked_at", storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_friends")),
         sa.UniqueConstraint("line_user_id", name=op.f("uq_friends_line_user_id")),
     )
