@@ -63,8 +63,8 @@ class SqliteWriteLock:
 
     def __init__(self, database: str | None) -> None:
         self._mutex = threading.Lock()
-        in_memory = not database or database == ":memory:"
-        self._path = None if in_memory else Path(database + ".writelock")
+        in_memory = database is None or database in ("", ":memory:")
+        self._path = None if database is None or in_memory else Path(database + ".writelock")
         self._fd: int | None = None
         self._pid = 0
 
