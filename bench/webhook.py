@@ -370,16 +370,20 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[Result]:
                     args.duration,
                 )
             )
-            paced = asyncio.run(
-                open_loop(
-                    f"{backend}: stepline at {args.rate:.0f}/s",
-                    bot_url,
-                    source,
-                    args.rate,
-                    args.duration,
-                )
-            )
-            results += [bare, bot, paced]
+            results += [bare, bot]
+            for rate in (float(r) for r in args.rates.split(",")):
+                for name, url_ in (("bare Flask", bare_url), ("stepline", bot_url)):
+                    results.append(
+                        asyncio.run(
+                            open_loop(
+                                f"{backend}: {name} at {rate:.0f}/s",
+                                url_,
+                                source,
+                                rate,
+                                args.duration,
+                            )
+                        )
+                    )
             for r in results:
                 print(r.line(), flush=True)
             print(
@@ -387,7 +391,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[Result]:
             )
             work = check_work(url)
             print(f"{backend}: work done {work}", flush=True)
-            expected = source.n - len(bare.latencies_ms)
+            expected = source.n - sum(len(r.latencies_ms) for r in results if "bare" in r.name)
             if work["events_done"] != expected:
                 print(f"{backend}: WARNING events stored {work['events_done']} != sent {expected}")
     return results
@@ -398,11 +402,13 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
-    parser.add_argument("--rate", type=float, default=300.0, help="events/s of the paced phase")
+    parser.add_argument(
+        "--rates", default="150,300", help="events/s of the paced phases, comma-separated"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="connections in the max phase")
     parser.add_argument("--friends", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both apps)")
-    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
+    parser.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
     print(
@@ -410,7 +416,7 @@ def main() -> None:
     )
     print(
         f"gunicorn gthread workers={args.workers} threads={args.threads}; load: aiohttp, "
-        f"{args.concurrency} connections (max) / {args.rate:.0f} ev/s (paced), {args.duration:.0f} s each"
+        f"{args.concurrency} connections (max) / {args.rates} ev/s (paced), {args.duration:.0f} s each"
     )
     all_results = []
     for backend in args.backends.split(","):

@@ -1,4 +1,4 @@
-"""`GET /healthz`: 200 when the database answers, 503 otherwise."""
+"""`GET /healthz`: 200 when the database answers and a catalogue is loaded, else 503."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ blueprint = Blueprint("health", __name__)
 @blueprint.get("/healthz")
 def healthz() -> Any:
     runtime = current_app.extensions["stepline"]
-    ok = runtime.db.ping()
+    database_up = runtime.db.ping()
+    catalogue_loaded = runtime.catalogues.loaded
     problems = [str(p) for p in runtime.catalogues.last_problems]
-    body = {"ok": ok, "database": "up" if ok else "down", "catalogue_problems": problems}
+    ok = database_up and catalogue_loaded
+    body = {
+        "ok": ok,
+        "database": "up" if database_up else "down",
+        "catalogue": "loaded" if catalogue_loaded else "none (see catalogue_problems)",
+        "catalogue_problems": problems,
+    }
     return jsonify(body), 200 if ok else 503

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -36,8 +37,14 @@ def event_id(event: dict[str, Any]) -> str | None:
 
 
 def user_id(event: dict[str, Any]) -> str | None:
+    """The LINE user of a one-to-one chat event; None for groups, rooms and the rest
+    (a friend's message in a group must not answer their questionnaire)."""
     source = event.get("source")
-    if isinstance(source, dict) and isinstance(source.get("userId"), str):
+    if (
+        isinstance(source, dict)
+        and source.get("type") == "user"
+        and isinstance(source.get("userId"), str)
+    ):
         return str(source["userId"])
     return None
 
@@ -127,7 +134,7 @@ def _apply(
             },
             ["webhook_event_id"],
         )
-        if not inserted:
+        if not inserted and not _retake_failed(session, webhook_event_id, now):
             return Processed(webhook_event_id, "duplicate")
         status = "ignored"
         rows: list[OutboxMessage] = []
@@ -163,6 +170,18 @@ def _apply(
             )
     tag_ids.committed()
     return Processed(webhook_event_id, status, rows)
+
+
+def _retake_failed(session: Session, webhook_event_id: str, now: datetime) -> bool:
+    """A redelivery of an event that failed earlier is processed again (not a duplicate)."""
+    statement = select(WebhookEvent).where(WebhookEvent.webhook_event_id == webhook_event_id)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    row = session.scalars(statement).one()
+    if row.status != "failed":
+        return False
+    row.status, row.error, row.processed_at, row.is_redelivery = "done", None, now, True
+    return True
 
 
 def _dispatch(

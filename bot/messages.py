@@ -184,3 +184,44 @@ def build(message: MessageDef, render: Render = identity) -> dict[str, Any]:
     api_json = to_api_json(message, render)
     to_sdk(api_json)
     return api_json
+
+
+def truncate_utf16(text: str, limit: int) -> str:
+    """The longest prefix of `text` within `limit` UTF-16 units (never splitting a pair)."""
+    if utf16_len(text) <= limit:
+        return text
+    out, used = [], 0
+    for char in text:
+        size = 2 if ord(char) > 0xFFFF else 1
+        if used + size > limit - 1:
+            break
+        out.append(char)
+        used += size
+    return "".join(out) + "…"
+
+
+def fit_rendered(api_json: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    """Make a rendered message fit LINE's limits; `check` cannot see what templates render to
+    (a long `friend.name` in a label). Returns the message (None if it rendered empty) and
+    what was changed, so the caller can log it."""
+    changes: list[str] = []
+    if api_json.get("type") == "text":
+        if not api_json["text"].strip():
+            return None, ["text rendered empty; message dropped"]
+        if utf16_len(api_json["text"]) > MAX_TEXT_UTF16:
+            api_json["text"] = truncate_utf16(api_json["text"], MAX_TEXT_UTF16)
+            changes.append(f"text cut to {MAX_TEXT_UTF16} UTF-16 units")
+    actions = [item["action"] for item in api_json.get("quickReply", {}).get("items", [])]
+    template = api_json.get("template", {})
+    actions += template.get("actions", [])
+    for column in template.get("columns", []):
+        actions += column.get("actions", [])
+    for action in actions:
+        label = action.get("label")
+        if isinstance(label, str) and len(label) > MAX_LABEL:
+            action["label"] = label[: MAX_LABEL - 1] + "…"
+            changes.append(f"label {label!r} cut to {MAX_LABEL} characters")
+        if action.get("displayText") and len(action["displayText"]) > 300:
+            action["displayText"] = action["displayText"][:300]
+            changes.append("displayText cut to 300 characters")
+    return api_json, changes

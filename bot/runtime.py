@@ -34,7 +34,8 @@ class CatalogueHolder:
     def __init__(self, folder: Path, initial: Catalogue | None = None) -> None:
         self.folder = folder
         self._current = initial
-        self._lock = threading.Lock()
+        # Re-entrant: SIGHUP's handler may interrupt a reload running on the same thread.
+        self._lock = threading.RLock()
         self.last_problems: list[Problem] = []
 
     @property
@@ -46,7 +47,15 @@ class CatalogueHolder:
         assert self._current is not None
         return self._current
 
+    @property
+    def loaded(self) -> bool:
+        return self._current is not None
+
     def reload(self) -> ReloadResult:
+        with self._lock:
+            return self._reload()
+
+    def _reload(self) -> ReloadResult:
         try:
             catalogue = load_catalogue(self.folder)
         except CatalogueError as exc:
@@ -60,9 +69,8 @@ class CatalogueHolder:
                 "\n".join(str(p) for p in exc.problems),
             )
             return ReloadResult(ok=False, problems=exc.problems)
-        with self._lock:
-            self._current = catalogue
-            self.last_problems = []
+        self._current = catalogue
+        self.last_problems = []
         log.info("catalogue loaded from %s: %d flow(s)", self.folder, len(catalogue.flows))
         return ReloadResult(ok=True, catalogue=catalogue)
 

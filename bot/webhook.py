@@ -41,10 +41,15 @@ def callback() -> Any:
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         return _error(400, "body needs an `events` list of objects")
     results = [process_event(rt, event) for event in events]
+    failed = [r.webhook_event_id for r in results if r.status == "failed"]
     log.info(
         "webhook: %d event(s) %s in %.1f ms",
         len(events),
         ",".join(r.status for r in results) or "-",
         (time.perf_counter() - started) * 1000,
     )
+    if failed:
+        # Not acknowledged: LINE redelivers (with webhook redelivery on), and a redelivered
+        # event that failed is processed again; the ones that succeeded count as duplicates.
+        return _error(500, f"{len(failed)} event(s) failed and are kept for redelivery")
     return jsonify({})

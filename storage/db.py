@@ -135,7 +135,8 @@ class Database:
 
     def ping(self) -> bool:
         try:
-            with self.engine.connect() as conn:
+            # A deferred read: the health check must not queue behind writers.
+            with self.engine.execution_options(sqlite_begin="DEFERRED").connect() as conn:
                 conn.execute(text("SELECT 1"))
                 conn.rollback()
             return True

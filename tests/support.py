@@ -105,7 +105,9 @@ class Stack:
     def api(
         self, method: str, path: str, token: str | None = ADMIN, **kwargs: Any
     ) -> requests.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = dict(kwargs.pop("headers", {}))
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         return requests.request(
             method, f"{self.bot.url}/api/v1{path}", headers=headers, timeout=30, **kwargs
         )

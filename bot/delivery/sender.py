@@ -67,6 +67,10 @@ class Sender:
             self._finish(row, "failed", now, error=_describe(exc))
             log.error("outbox %s failed: %s", row.id, _describe(exc))
             return Outcome(row.id, "failed", _describe(exc))
+        except Exception as exc:  # a bug must not strand the row in "sending" or fail the event
+            log.exception("outbox %s could not be sent", row.id)
+            self._finish(row, "failed", now, error=f"{type(exc).__name__}: {exc}")
+            return Outcome(row.id, "failed", str(exc))
         self._finish(
             row,
             "sent",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.catalogue.models import (
     AllCondition,
@@ -26,7 +27,7 @@ def evaluate(condition: Condition, record: FriendRecord) -> bool:
     if isinstance(condition, TagCondition):
         return condition.tag in record.tags
     if isinstance(condition, FieldCondition):
-        return field_matches(condition, record.fields.get(condition.field))
+        return field_matches(condition, record.fields.get(condition.field), record.tz)
     if isinstance(condition, AllCondition):
         return all(evaluate(c, record) for c in condition.all)
     if isinstance(condition, AnyCondition):
@@ -51,16 +52,34 @@ def evaluate(condition: Condition, record: FriendRecord) -> bool:
     raise TypeError(f"unknown condition {type(condition).__name__}")
 
 
-def _comparable(value: Any, operand: Any) -> tuple[Any, Any]:
-    """Bring a stored value and a YAML operand to comparable types."""
-    if (
-        isinstance(value, datetime)
-        and isinstance(operand, date)
-        and not isinstance(operand, datetime)
-    ):
-        return value.date(), operand
-    if isinstance(value, datetime) and isinstance(operand, datetime) and operand.tzinfo is None:
-        return value.replace(tzinfo=None), operand
+def _as_time(operand: Any) -> Any:
+    """A YAML operand written as text ("2026-12-01", "2026-12-01 10:00") as a date/datetime."""
+    if isinstance(operand, str):
+        try:
+            parsed = datetime.fromisoformat(operand.strip())
+        except ValueError:
+            return operand
+        return parsed.date() if len(operand.strip()) == 10 else parsed
+    return operand
+
+
+def _comparable(value: Any, operand: Any, tz: ZoneInfo) -> tuple[Any, Any]:
+    """Bring a stored value and a YAML operand to comparable types.
+
+    Stored datetimes are UTC; operands without a zone mean the account's time zone, so a
+    reservation at 08:00 JST on 1 December is `{gte: 2026-12-01}`."""
+    if isinstance(value, datetime | date):
+        operand = _as_time(operand)
+    if isinstance(value, datetime):
+        local = value.astimezone(tz)
+        if isinstance(operand, datetime):
+            if operand.tzinfo is None:
+                return local.replace(tzinfo=None), operand
+            return value, operand
+        if isinstance(operand, date):
+            return local.date(), operand
+    elif isinstance(value, date) and isinstance(operand, datetime):
+        return value, operand.date()
     if isinstance(value, bool) or isinstance(operand, bool):
         return value, operand
     if isinstance(value, int | float) and isinstance(operand, int | float):
@@ -68,7 +87,7 @@ def _comparable(value: Any, operand: Any) -> tuple[Any, Any]:
     return value, operand
 
 
-def field_matches(condition: FieldCondition, value: Any) -> bool:
+def field_matches(condition: FieldCondition, value: Any, tz: ZoneInfo) -> bool:
     op = condition.operator
     operand = condition.operand
     if op == "exists":
@@ -77,19 +96,19 @@ def field_matches(condition: FieldCondition, value: Any) -> bool:
         return op == "ne" and operand is not None
     try:
         if op == "eq":
-            left, right = _comparable(value, operand)
+            left, right = _comparable(value, operand, tz)
             return bool(left == right)
         if op == "ne":
-            left, right = _comparable(value, operand)
+            left, right = _comparable(value, operand, tz)
             return bool(left != right)
         if op == "in":
-            return any(_eq(value, item) for item in operand)
+            return any(_eq(value, item, tz) for item in operand)
         if op == "between":
             low, high = operand
-            left, low_c = _comparable(value, low)
-            _, high_c = _comparable(value, high)
+            left, low_c = _comparable(value, low, tz)
+            _, high_c = _comparable(value, high, tz)
             return bool(low_c <= left <= high_c)
-        left, right = _comparable(value, operand)
+        left, right = _comparable(value, operand, tz)
         if op == "gt":
             return bool(left > right)
         if op == "gte":
@@ -103,6 +122,6 @@ def field_matches(condition: FieldCondition, value: Any) -> bool:
     raise ValueError(f"unknown operator {op}")
 
 
-def _eq(value: Any, item: Any) -> bool:
-    left, right = _comparable(value, item)
+def _eq(value: Any, item: Any, tz: ZoneInfo) -> bool:
+    left, right = _comparable(value, item, tz)
     return bool(left == right)

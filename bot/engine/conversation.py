@@ -103,6 +103,13 @@ class Conversations:
             log.warning("%s: start of unknown flow %s ignored", turn.cause, name)
             return False
         current = self.active(session, turn.record.friend.id)
+        if (
+            current is not None
+            and current.expires_at is not None
+            and current.expires_at <= turn.now
+        ):
+            self.expire(turn, current)  # timed out: abandoned (on_timeout), not replaced
+            current = None
         if flow.restart == "never" and self._ever_started(session, turn.record.friend.id, name):
             return False
         if current is not None and current.flow == name and flow.restart == "resume":

@@ -78,7 +78,10 @@ class Dispatcher:
             if requested is not None:
                 self.conversations.start(turn, requested)
             for trigger in fired:
-                self._start_first(turn, trigger)
+                # A change (tag, field, completion) never cuts into a questionnaire the
+                # friend is answering; only their own action or `start_flow` does.
+                if self.current(turn) is None:
+                    self._start_first(turn, trigger)
             if not turn.triggers and turn.requested_flow is None:
                 return
         log.warning(

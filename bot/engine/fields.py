@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from datetime import UTC, date, datetime
@@ -44,9 +45,12 @@ def parse_input(kind: str, raw: str, tz: ZoneInfo) -> Any:
         return int(text)
     if kind == "number":
         try:
-            return float(text.replace(",", ""))
+            number = float(text.replace(",", ""))
         except ValueError as exc:
             raise InvalidValue("not a number") from exc
+        if not math.isfinite(number):  # float() takes "nan" and "inf"
+            raise InvalidValue("not a number")
+        return number
     if kind == "email":
         if not EMAIL.match(text):
             raise InvalidValue("not an e-mail address")
@@ -92,15 +96,31 @@ def parse_datetime(text: str, tz: ZoneInfo) -> datetime:
 
 
 def coerce(definition: FieldDef, value: Any, tz: ZoneInfo) -> Any:
-    """A value for a field of this definition (from YAML, the API or an answer)."""
-    kind = definition.type
+    """A value for a field of this definition (from YAML, the API or an answer).
+
+    Raises InvalidValue for anything that does not fit, never another exception: the admin
+    API turns it into a 422, an answer into a re-ask."""
     if value is None:
         return None
+    if isinstance(value, list | dict):
+        raise InvalidValue(f"expected a single value, got a {type(value).__name__}")
+    try:
+        return _coerce(definition, value, tz)
+    except InvalidValue:
+        raise
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidValue(f"not a valid {definition.type}") from exc
+
+
+def _coerce(definition: FieldDef, value: Any, tz: ZoneInfo) -> Any:
+    kind = definition.type
     if kind in ("integer", "number"):
         if isinstance(value, bool):
             raise InvalidValue("expected a number")
         if isinstance(value, str):
             value = parse_input(kind, value, tz)
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidValue("expected a finite number")
         number: int | float = int(value) if kind == "integer" else float(value)
         if kind == "integer" and number != value:
             raise InvalidValue("expected an integer")
@@ -118,7 +138,7 @@ def coerce(definition: FieldDef, value: Any, tz: ZoneInfo) -> Any:
             return False
         raise InvalidValue("expected true or false")
     if kind == "choice":
-        if str(value) not in (definition.choices or []):
+        if not isinstance(value, str | int) or str(value) not in (definition.choices or []):
             raise InvalidValue(f"must be one of {', '.join(definition.choices or [])}")
         return str(value)
     if kind == "date":
@@ -126,15 +146,19 @@ def coerce(definition: FieldDef, value: Any, tz: ZoneInfo) -> Any:
             return value.astimezone(tz).date()
         if isinstance(value, date):
             return value
-        return parse_date(normalise(str(value)))
+        if not isinstance(value, str):
+            raise InvalidValue("expected a date (YYYY-MM-DD)")
+        return parse_date(normalise(value))
     if kind == "datetime":
         if isinstance(value, datetime):
             return (value if value.tzinfo else value.replace(tzinfo=tz)).astimezone(UTC)
-        return parse_datetime(normalise(str(value)), tz)
-    if kind in ("email", "phone"):
-        return parse_input(kind, str(value), tz)
+        if not isinstance(value, str):
+            raise InvalidValue("expected a date and time (YYYY-MM-DD HH:MM)")
+        return parse_datetime(normalise(value), tz)
     if not isinstance(value, str):
-        value = str(value)
+        raise InvalidValue(f"expected text for a {kind} field")
+    if kind in ("email", "phone"):
+        return parse_input(kind, value, tz)
     return value
 
 

@@ -98,7 +98,10 @@ class FriendRecord:
 
     def set_field(self, name: str, value: Any) -> bool:
         """Store a (coerced) value; True if it changed."""
-        definition = self.catalogue.fields[name]
+        definition = self.catalogue.fields.get(name)
+        if definition is None:
+            # A friend on an old flow version can name a field the catalogue no longer has.
+            raise fieldlib.InvalidValue(f"field {name!r} is not in the catalogue")
         value = fieldlib.coerce(definition, value, self.tz)
         if value is None:
             return self.clear_field(name)

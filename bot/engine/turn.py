@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -10,7 +11,9 @@ from bot.catalogue import Catalogue
 from bot.catalogue.models import MessageDef, Trigger
 from bot.engine.friend_record import FriendRecord
 from bot.engine.templates import Templates
-from bot.messages import build, text_message
+from bot.messages import build, fit_rendered, text_message
+
+log = logging.getLogger(__name__)
 
 MAX_TRIGGER_ROUNDS = 10  # a flow whose completion starts itself must not loop forever
 
@@ -60,10 +63,17 @@ class Turn:
     # ------------------------------------------------------------------ output
 
     def say(self, text: str, quick_replies: list[dict[str, Any]] | None = None) -> None:
-        self.outgoing.append(text_message(self.render(text), quick_replies))
+        self._queue(text_message(self.render(text), quick_replies))
 
     def send(self, message: MessageDef) -> None:
-        self.outgoing.append(build(message, self.render))
+        self._queue(build(message, self.render))
+
+    def _queue(self, api_json: dict[str, Any]) -> None:
+        fitted, changes = fit_rendered(api_json)
+        for change in changes:
+            log.warning("%s: %s", self.cause, change)
+        if fitted is not None:
+            self.outgoing.append(fitted)
 
     def emit(self, trigger: Trigger) -> None:
         self.triggers.append(trigger)

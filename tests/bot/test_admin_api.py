@@ -117,6 +117,12 @@ def test_patch_not_json_is_422(stack: Stack) -> None:
 def test_tag_added_by_api_starts_flow_by_push(stack: Stack) -> None:
     user = stack.user()
     user.follow()
+    # Mid-questionnaire, a tag change does not cut in with another flow.
+    response = stack.api("PATCH", f"/friends/{user.user_id}", json={"add_tags": ["VIP"]})
+    assert response.json()["conversation"] == {"flow": "welcome", "state": "gender"}
+    stack.api("PATCH", f"/friends/{user.user_id}", json={"remove_tags": ["VIP"]})
+    user.tap("男性")
+    user.say("35")  # completes the questionnaire
     user.received()
     response = stack.api("PATCH", f"/friends/{user.user_id}", json={"add_tags": ["VIP"]})
     assert response.json()["conversation"] == {"flow": "vip_welcome", "state": "course"}

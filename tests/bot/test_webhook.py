@@ -264,18 +264,23 @@ def test_every_event_type_is_stored_and_answered_200(stack: Stack) -> None:
     assert "somethingNew" in {row.type for row in rows}
 
 
-def test_a_failing_event_is_kept_as_failed_not_lost(
+def test_a_failing_event_is_not_acknowledged_and_its_redelivery_is_applied(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     user = stack.user()
     user.follow()
+    user.received()
+    dispatcher = stack.runtime.dispatcher
+    real_on_text = dispatcher.on_text
 
     def broken(*_args: Any, **_kwargs: Any) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(stack.runtime.dispatcher, "on_text", broken)
+    monkeypatch.setattr(dispatcher, "on_text", broken)
+    other = text_event(user.user_id, "営業時間")
     event = text_event(user.user_id, "女性")
-    assert signed(stack, {"events": [event]}).status_code == 200
+    response = signed(stack, {"events": [other, event]})
+    assert response.status_code == 500  # not acknowledged: LINE redelivers
     with stack.db.read() as session:
         row = session.scalars(
             select(WebhookEvent).where(WebhookEvent.webhook_event_id == event["webhookEventId"])
@@ -283,8 +288,41 @@ def test_a_failing_event_is_kept_as_failed_not_lost(
     assert row.status == "failed"
     assert "boom" in (row.error or "")
     assert row.payload["message"]["text"] == "女性"
-    # Its partial effects were rolled back.
-    assert stack.friend(user)["tags"] == []
+    assert stack.friend(user)["tags"] == []  # its partial effects were rolled back
+
+    monkeypatch.setattr(dispatcher, "on_text", real_on_text)
+    redelivered = [dict(e, deliveryContext={"isRedelivery": True}) for e in (other, event)]
+    assert signed(stack, {"events": redelivered}).status_code == 200
+    friend = stack.friend(user)
+    assert friend["tags"] == ["女性"]  # the failed event is applied once now
+    assert friend["conversation"] == {"flow": "welcome", "state": "age"}
+    with stack.db.read() as session:
+        statuses = dict(
+            session.execute(select(WebhookEvent.webhook_event_id, WebhookEvent.status)).all()
+        )
+    assert statuses[event["webhookEventId"]] == "done"
+
+
+def test_group_and_room_messages_are_stored_but_not_answered(stack: Stack) -> None:
+    user = stack.user()
+    user.follow()
+    user.received()
+    for source in (
+        {"type": "group", "groupId": "C" + "1" * 32, "userId": user.user_id},
+        {"type": "room", "roomId": "R" + "1" * 32, "userId": user.user_id},
+    ):
+        event = text_event(user.user_id, "女性")
+        event["source"] = source
+        assert signed(stack, {"events": [event]}).status_code == 200
+    friend = stack.friend(user)
+    assert friend["tags"] == []
+    assert friend["conversation"] == {"flow": "welcome", "state": "gender"}
+    assert count(stack, Friend) == 1
+    with stack.db.read() as session:
+        statuses = session.scalars(
+            select(WebhookEvent.status).where(WebhookEvent.type == "message")
+        ).all()
+    assert statuses == ["ignored", "ignored"]
 
 
 def test_user_driver_sees_the_reply(stack: Stack) -> None:
