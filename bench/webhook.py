@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
+import psutil
 import requests
 from sqlalchemy import create_engine, func, insert, select, text
 
@@ -93,6 +94,16 @@ def process(cmd: list[str], env: dict[str, str], health: str) -> Iterator[subpro
             proc.wait(10)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and all its children (gunicorn's workers)."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for proc in [process, *process.children(recursive=True)]:
+        times = proc.cpu_times()
+        total += times.user + times.system
+    return total
 
 
 def gunicorn(app: str, port: int, workers: int, threads: int) -> list[str]:
@@ -336,18 +347,21 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[Result]:
             "--quiet",
         ]
         with (
-            process(emulator_cmd, env, f"http://127.0.0.1:{emulator_port}/_emulator/health"),
+            process(
+                emulator_cmd, env, f"http://127.0.0.1:{emulator_port}/_emulator/health"
+            ) as emulator,
             process(
                 gunicorn("wsgi:app", bot_port, args.workers, args.threads),
                 env,
                 f"http://127.0.0.1:{bot_port}/healthz",
-            ),
+            ) as bot_process,
             process(
                 gunicorn("bench.bare_app:app", bare_port, args.workers, args.threads),
                 env,
                 f"http://127.0.0.1:{bare_port}/healthz",
             ),
         ):
+            procs = {"stepline": bot_process, "emulator": emulator}
             source = EventSource(users)
             bare_url = f"http://127.0.0.1:{bare_port}/callback"
             bot_url = f"http://127.0.0.1:{bot_port}/callback"
@@ -361,6 +375,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[Result]:
                     args.duration,
                 )
             )
+            before = {name: cpu_seconds(p.pid) for name, p in procs.items()}
+            own_before = time.process_time()
             bot = asyncio.run(
                 closed_loop(
                     f"{backend}: stepline answer (max)",
@@ -369,6 +385,13 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[Result]:
                     args.concurrency,
                     args.duration,
                 )
+            )
+            spent = {name: cpu_seconds(p.pid) - before[name] for name, p in procs.items()}
+            spent["load generator"] = time.process_time() - own_before
+            print(
+                f"{backend}: CPU per event in the max phase: "
+                + ", ".join(f"{k} {1000 * v / bot.events:.2f} ms" for k, v in spent.items()),
+                flush=True,
             )
             results += [bare, bot]
             for rate in (float(r) for r in args.rates.split(",")):
