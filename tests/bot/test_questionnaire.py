@@ -124,3 +124,16 @@ def test_unfollow_blocks_and_refollow_is_unblocked(stack: Stack) -> None:
     # `follow: new` does not fire for an unblock: no questionnaire again.
     assert user.texts() == []
     assert stack.friend(user)["status"] == "following"
+
+
+def test_postback_starts_flow_and_unknown_postback_is_ignored(stack: Stack) -> None:
+    user = stack.user()
+    user.follow()
+    user.tap("男性")
+    user.say("35")  # completed
+    user.received()
+    user.postback("not-ours")  # logged and ignored: no reply
+    assert user.texts() == []
+    user.postback("survey")  # e.g. a rich-menu button: the questionnaire again
+    assert user.texts() == ["花子さん、性別を教えてください"]
+    assert stack.friend(user)["conversation"] == {"flow": "welcome", "state": "gender"}
