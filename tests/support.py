@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import requests
 
+from bot.app import create_app
 from bot.clock import FrozenClock
+from bot.config import Settings
+from bot.emulator.app import create_emulator_app
+from bot.emulator.config import EmulatorConfig
 from bot.http_server import ServerThread
 from bot.runtime import Runtime
+from bot.timeouts import expire_due_conversations
 from storage.db import Database
 
 SECRET = "test-channel-secret-0123456789"
@@ -95,6 +101,11 @@ class Stack:
     clock: FrozenClock
     db: Database
 
+    def stop(self) -> None:
+        self.bot.stop()
+        self.emulator.stop()
+        self.runtime.line.close()
+
     def user(self, name: str = "花子") -> LineUser:
         response = requests.post(
             f"{self.emulator.url}/_emulator/users", json={"name": name}, timeout=10
@@ -121,3 +132,29 @@ class Stack:
         response = requests.get(f"{self.emulator.url}/_emulator{path}", timeout=10)
         response.raise_for_status()
         return response.json()
+
+
+def start_stack(db: Database, clock: FrozenClock, flows: Path, **settings_changes: object) -> Stack:
+    """The LINE emulator and the bot, each on a real HTTP port, wired to each other the way
+    `stepline demo` wires them (shared clock, the simulator's side panel and time machine)."""
+    emulator_config = EmulatorConfig(channel_secret=SECRET, channel_access_token=TOKEN, clock=clock)
+    emulator = ServerThread(create_emulator_app(emulator_config)).start()
+    settings = Settings(
+        database_url=db.url,
+        channel_secret=SECRET,
+        channel_access_token=TOKEN,
+        line_api_base_url=emulator.url,
+        line_data_api_base_url=emulator.url,
+        flows_dir=flows,
+        admin_token=ADMIN,
+    ).with_(**settings_changes)
+    app = create_app(settings, clock=clock, db=db)
+    runtime: Runtime = app.extensions["stepline"]
+    bot = ServerThread(app).start()
+    emulator_config.bot_api_url = bot.url
+    emulator_config.bot_admin_token = settings.admin_token
+    emulator_config.on_clock_change = lambda: expire_due_conversations(runtime)
+    requests.put(
+        f"{emulator.url}/_emulator/config", json={"webhook_url": f"{bot.url}/callback"}, timeout=10
+    ).raise_for_status()
+    return Stack(emulator, bot, runtime, clock, db)

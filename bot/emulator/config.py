@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.clock import Clock, SystemClock
@@ -33,6 +34,15 @@ class EmulatorConfig:
     bot_basic_id: str = "@stepline"
     # Calendar month for quota consumption (LINE counts months in Japan time).
     quota_timezone: str = "Asia/Tokyo"
+    # The simulator page's side panel reads the bot's admin API (tags, fields, flow state)
+    # through the emulator, so the browser needs neither the token nor a second origin.
+    bot_api_url: str | None = None
+    bot_admin_token: str | None = None
+    # The account's time zone, for showing the (movable) clock on the simulator page.
+    account_timezone: str = "Asia/Tokyo"
+    # Called after the simulator's time machine moves the clock (the demo sweeps timed-out
+    # questionnaires and, later, runs due steps).
+    on_clock_change: Callable[[], None] | None = None
 
     @property
     def destination(self) -> str:

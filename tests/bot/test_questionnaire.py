@@ -137,3 +137,18 @@ def test_postback_starts_flow_and_unknown_postback_is_ignored(stack: Stack) -> N
     user.postback("survey")  # e.g. a rich-menu button: the questionnaire again
     assert user.texts() == ["花子さん、性別を教えてください"]
     assert stack.friend(user)["conversation"] == {"flow": "welcome", "state": "gender"}
+
+
+def test_timeout_sweep_abandons_without_a_new_message(stack: Stack) -> None:
+    from bot.timeouts import expire_due_conversations
+
+    user = stack.user()
+    user.follow()
+    user.received()
+    assert expire_due_conversations(stack.runtime) == 0  # not due yet
+    stack.clock.advance(timedelta(hours=24, minutes=1))
+    assert expire_due_conversations(stack.runtime) == 1
+    friend = stack.friend(user)
+    assert friend["conversation"] is None
+    assert "途中離脱" in friend["tags"]
+    assert expire_due_conversations(stack.runtime) == 0  # once only
