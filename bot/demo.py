@@ -21,6 +21,7 @@ from bot.emulator.chat import run_chat
 from bot.emulator.config import EmulatorConfig
 from bot.http_server import ServerThread
 from bot.runtime import Runtime
+from bot.timeouts import expire_due_conversations
 from storage.migrate import upgrade
 
 DEMO_SECRET = "stepline-demo-channel-secret"
@@ -56,6 +57,19 @@ def watch_catalogue(runtime: Runtime, console: Console, stop: threading.Event) -
                 console.print(f"  {problem}", markup=False)
 
 
+def sweep(runtime: Runtime) -> None:
+    """What the worker will do on its ticks; the demo runs it itself until the worker exists."""
+    expire_due_conversations(runtime)
+
+
+def sweep_every(runtime: Runtime, stop: threading.Event, seconds: float) -> None:
+    while not stop.wait(seconds):
+        try:
+            sweep(runtime)
+        except Exception:  # keep sweeping through a bad moment (e.g. a broken catalogue)
+            logging.getLogger(__name__).exception("timeout sweep failed")
+
+
 @click.command("demo")
 @click.option("--port", default=8000, show_default=True, type=int, help="The bot's port.")
 @click.option("--emulator-port", default=8001, show_default=True, type=int)
@@ -72,12 +86,18 @@ def watch_catalogue(runtime: Runtime, console: Console, stop: threading.Event) -
     show_default=True,
     help="SQLAlchemy URL of the demo database.",
 )
-@click.option("--name", default="花子", show_default=True, help="Your name as the demo friend.")
-@click.option("--no-chat", is_flag=True, help="Only serve; chat through the emulator's API.")
+@click.option(
+    "--chat", is_flag=True, help="Also chat in this terminal (as well as in the browser)."
+)
+@click.option("--name", default="花子", show_default=True, help="Your name in the terminal chat.")
 def demo_command(
-    port: int, emulator_port: int, flows: Path, database: str, name: str, no_chat: bool
+    port: int, emulator_port: int, flows: Path, database: str, chat: bool, name: str
 ) -> None:
-    """Run the bot and the LINE emulator with the example flows, and chat as a friend."""
+    """Run the bot and the LINE emulator with the example flows; chat in the browser.
+
+    Open the simulator URL it prints: create a friend, follow, answer the questionnaire, watch
+    tags and fields change, and move the clock forward to try timeouts. Edit flows/*.yaml
+    while it runs: the bot reloads them, or shows the problems on the page."""
     console = Console()
     if not flows.is_dir():
         raise click.ClickException(f"no flows folder at {flows.resolve()}")
@@ -94,11 +114,12 @@ def demo_command(
     clock = OffsetClock()
     emulator = ServerThread(
         create_emulator_app(
-            EmulatorConfig(
+            emulator_config := EmulatorConfig(
                 channel_secret=DEMO_SECRET,
                 channel_access_token=DEMO_TOKEN,
                 webhook_url=f"http://127.0.0.1:{port}/callback",
                 clock=clock,
+                account_timezone="Asia/Tokyo",
             )
         ),
         port=emulator_port,
@@ -117,21 +138,28 @@ def demo_command(
     for problem in runtime.catalogues.last_problems:
         console.print(f"  {problem}", markup=False)
     bot = ServerThread(app, port=port).start()
+    emulator_config.bot_api_url = bot.url
+    emulator_config.bot_admin_token = DEMO_ADMIN_TOKEN
+    emulator_config.on_clock_change = lambda: sweep(runtime)
     stop = threading.Event()
     threading.Thread(
         target=watch_catalogue, args=(runtime, console, stop), name="flows-watch", daemon=True
     ).start()
-    console.print(f"[bold]stepline demo[/]: bot on {bot.url} (webhook {bot.url}/callback)")
+    threading.Thread(
+        target=sweep_every, args=(runtime, stop, 5.0), name="timeouts", daemon=True
+    ).start()
+    console.print(f"[bold]stepline demo[/]: open [bold cyan]{emulator.url}/simulator[/] in a browser")
+    console.print(f"bot on {bot.url} (webhook {bot.url}/callback)")
     console.print(f"LINE emulator on {emulator.url} (control API {emulator.url}/_emulator/)")
     console.print(f"admin API: {bot.url}/api/v1 with 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'")
     console.print(f"flows from {flows.resolve()} (edits are picked up live); database {database}")
     console.print(f"logs in {log_file}")
     try:
-        if no_chat:
+        if chat:
+            run_chat(emulator.url, name)
+        else:
             console.print("Ctrl-C to stop.")
             threading.Event().wait()
-        else:
-            run_chat(emulator.url, name)
     except KeyboardInterrupt:
         pass
     finally:
