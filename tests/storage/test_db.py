@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -90,3 +92,28 @@ def test_sqlite_uses_wal_and_immediate_transactions(db: Database) -> None:
 def test_ping(db: Database) -> None:
     assert db.ping()
     assert not Database("postgresql+psycopg://nobody@127.0.0.1:1/none").ping()
+
+
+def _increment_many(url: str, times: int) -> None:
+    database = Database(url)
+    for _ in range(times):
+        with database.write() as session:
+            value = session.execute(text("SELECT COUNT(*) FROM tags")).scalar_one()
+            session.execute(
+                text("INSERT INTO tags (name) VALUES (:n)"), {"n": f"t{value}-{os.getpid()}"}
+            )
+    database.dispose()
+
+
+def test_sqlite_writers_in_several_processes_never_fail_with_locked(db: Database) -> None:
+    if not db.is_sqlite:
+        pytest.skip("SQLite only")
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_increment_many, args=(db.url, 40)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    with db.read() as session:
+        assert session.execute(text("SELECT COUNT(*) FROM tags")).scalar_one() == 120
