@@ -66,10 +66,16 @@ def _result(result: WebhookResult, event: dict[str, Any] | None = None) -> Respo
     return jsonify(out)
 
 
-def _send_one(emu: Emulator, event: dict[str, Any]) -> ResponseReturnValue:
-    """Register the event's reply token (if any) for its user, then post it to the bot."""
+def _send_one(
+    emu: Emulator, event: dict[str, Any], action_seq: int | None = None
+) -> ResponseReturnValue:
+    """Register the event's reply token (if any) for its user, then post it to the bot.
+    `action_seq` (the user's logged action) gets the bot's answer recorded on it."""
     _register_reply_token(emu, event)
-    return _result(emu.webhooks.dispatch([event]), event)
+    result = emu.webhooks.dispatch([event])
+    if action_seq is not None:
+        emu.store.finish_action(action_seq, result.status, result.error)
+    return _result(result, event)
 
 
 def _register_reply_token(emu: Emulator, event: dict[str, Any]) -> None:
@@ -124,7 +130,9 @@ def follow(user_id: str) -> ResponseReturnValue:
     emu = current()
     now = emu.config.clock.now()
     is_unblocked = emu.store.follow(user_id, now)
-    return _send_one(emu, webhooks.follow_event(user_id, now, ids.reply_token(), is_unblocked))
+    seq = emu.store.record_action(user_id, "follow", now, {"isUnblocked": is_unblocked})
+    event = webhooks.follow_event(user_id, now, ids.reply_token(), is_unblocked)
+    return _send_one(emu, event, seq)
 
 
 @bp.post("/users/<user_id>/unfollow")
@@ -132,7 +140,8 @@ def unfollow(user_id: str) -> ResponseReturnValue:
     emu = current()
     now = emu.config.clock.now()
     emu.store.unfollow(user_id, now)
-    return _send_one(emu, webhooks.unfollow_event(user_id, now))
+    seq = emu.store.record_action(user_id, "unfollow", now)
+    return _send_one(emu, webhooks.unfollow_event(user_id, now), seq)
 
 
 def _active_user(emu: Emulator, user_id: str) -> None:
@@ -148,7 +157,8 @@ def send_text(user_id: str) -> ResponseReturnValue:
     text = _string(_body(), "text")
     assert text is not None
     now = emu.config.clock.now()
-    return _send_one(emu, webhooks.text_message_event(user_id, now, ids.reply_token(), text))
+    seq = emu.store.record_action(user_id, "text", now, {"text": text})
+    return _send_one(emu, webhooks.text_message_event(user_id, now, ids.reply_token(), text), seq)
 
 
 @bp.post("/users/<user_id>/postback")
@@ -159,7 +169,7 @@ def send_postback(user_id: str) -> ResponseReturnValue:
     data = body.get("data")
     if not isinstance(data, str):
         raise BadRequest("'data' must be a string")
-    _string(body, "displayText", required=False)
+    display_text = _string(body, "displayText", required=False)
     params = body.get("params")
     if params is not None:
         if not isinstance(params, dict):
@@ -168,8 +178,11 @@ def send_postback(user_id: str) -> ResponseReturnValue:
         if problem:
             raise BadRequest(problem)
     now = emu.config.clock.now()
+    # LINE shows `displayText` as the user's message; it is not part of the webhook.
+    details: dict[str, Any] = {"data": data, "displayText": display_text, "params": params}
+    seq = emu.store.record_action(user_id, "postback", now, details)
     event = webhooks.postback_event(user_id, now, ids.reply_token(), data, params)
-    return _send_one(emu, event)
+    return _send_one(emu, event, seq)
 
 
 @bp.get("/users/<user_id>/messages")

@@ -143,6 +143,34 @@ class Dropped:
 
 
 @dataclass
+class UserAction:
+    """Something a simulated user did in the chat (typed text, tapped a postback, followed,
+    blocked): the simulator shows it on the user's side. `status`/`error` are the bot's answer
+    to the webhook, filled in once it has answered."""
+
+    seq: int
+    user_id: str
+    kind: Literal["text", "postback", "follow", "unfollow"]
+    at: datetime
+    details: dict[str, Any]
+    status: int | None = None
+    error: str | None = None
+    done: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "from": "user",
+            "type": self.kind,
+            **self.details,
+            "at": iso(self.at),
+            "status": self.status,
+            "error": self.error,
+            "done": self.done,
+        }
+
+
+@dataclass
 class Billable:
     user_id: str
     via: Via
@@ -193,6 +221,7 @@ class State:
     webhooks: list[dict[str, Any]] = field(default_factory=list)
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
+    actions: list[UserAction] = field(default_factory=list)
 
 
 class EmulatorStore:
@@ -422,6 +451,39 @@ class EmulatorStore:
                 "api_requests_total": len(self._state.requests),
                 "webhooks_total": len(self._state.webhooks),
             }
+
+    # --- what users did (the simulator's timeline) ------------------------------------------------
+
+    def record_action(
+        self,
+        user_id: str,
+        kind: Literal["text", "postback", "follow", "unfollow"],
+        now: datetime,
+        details: dict[str, Any] | None = None,
+    ) -> int:
+        """Log a user's action before its webhook is sent (so its seq precedes the bot's
+        answers); returns the seq for `finish_action`."""
+        with self.lock:
+            action = UserAction(next(self._seq), user_id, kind, now, copy.deepcopy(details or {}))
+            self._state.actions.append(action)
+            return action.seq
+
+    def finish_action(self, seq: int, status: int | None, error: str | None) -> None:
+        with self.lock:
+            for action in reversed(self._state.actions):
+                if action.seq == seq:
+                    action.status, action.error, action.done = status, error, True
+                    return
+
+    def timeline(self, user_id: str, since: int = 0) -> list[UserAction | Delivery]:
+        """What the user did and received after `since`, in seq order (one consistent view:
+        every item is appended under the lock that hands out its seq)."""
+        with self.lock:
+            items: list[UserAction | Delivery] = [
+                copy.copy(a) for a in self._state.actions if a.user_id == user_id and a.seq > since
+            ]
+            items += [d for d in self._state.deliveries if d.user_id == user_id and d.seq > since]
+            return sorted(items, key=lambda item: item.seq)
 
     # --- logs -----------------------------------------------------------------------------------
 

@@ -78,10 +78,13 @@ class Dispatcher:
             if requested is not None:
                 self.conversations.start(turn, requested)
             for trigger in fired:
+                flows = self.flows_started_by(turn, trigger)
                 # A change (tag, field, completion) never cuts into a questionnaire the
                 # friend is answering; only their own action or `start_flow` does.
-                if self.current(turn) is None:
-                    self._start_first(turn, trigger)
+                if flows and self.current(turn) is None:
+                    for flow in flows:
+                        if self.conversations.start(turn, flow.flow):
+                            break
             if not turn.triggers and turn.requested_flow is None:
                 return
         log.warning(
