@@ -9,12 +9,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.api.errors import ApiError
-from bot.delivery.outbox import queue_for_friend
 from bot.engine.fields import InvalidValue, coerce, to_json
 from bot.engine.friend_record import FriendRecord
 from bot.engine.turn import Turn
-from bot.inbox import lock_friend
 from bot.runtime import Runtime
+from bot.turns import FriendNotFound, run_turn
 from storage.models import Conversation, Friend, FriendTag, Tag
 
 MAX_PAGE = 500
@@ -129,29 +128,12 @@ def _validate_patch(
 def patch_friend(runtime: Runtime, line_user_id: str, body: dict[str, Any]) -> dict[str, Any]:
     """Change tags/fields; the same triggers fire as when a flow makes the change."""
     add_tags, remove_tags, fields = _validate_patch(runtime, body)
-    now = runtime.clock.now()
-    catalogue = runtime.catalogue
-    tag_ids = runtime.tag_ids.fork()
-    with runtime.db.write() as session:
-        friend = lock_friend(session, line_user_id, now, create=False)
-        if friend is None:
-            raise ApiError(404, f"no friend with LINE user id {line_user_id!r}")
-        record = FriendRecord(session, friend, catalogue, now, runtime.settings.tz, tag_ids)
-        turn = Turn(
-            record=record, catalogue=catalogue, templates=runtime.templates, cause="api:patch"
-        )
+
+    def change(turn: Turn) -> dict[str, Any]:
         runtime.dispatcher.apply_changes(turn, add_tags, remove_tags, fields)
-        rows = queue_for_friend(
-            session,
-            friend,
-            turn.outgoing,
-            reply_token=None,
-            cause=turn.cause,
-            now=now,
-            claim_for=runtime.sender.owner,
-        )
-        result = friend_json(record, session)
-    tag_ids.committed()
-    if rows:
-        runtime.sender.send_claimed(rows)
-    return result
+        return friend_json(turn.record, turn.record.session)
+
+    try:
+        return run_turn(runtime, line_user_id, "api:patch", change)
+    except FriendNotFound as exc:
+        raise ApiError(404, f"no friend with LINE user id {line_user_id!r}") from exc
