@@ -148,7 +148,9 @@ def demo_command(
     threading.Thread(
         target=sweep_every, args=(runtime, stop, 5.0), name="timeouts", daemon=True
     ).start()
-    console.print(f"[bold]stepline demo[/]: open [bold cyan]{emulator.url}/simulator[/] in a browser")
+    console.print(
+        f"[bold]stepline demo[/]: open [bold cyan]{emulator.url}/simulator[/] in a browser"
+    )
     console.print(f"bot on {bot.url} (webhook {bot.url}/callback)")
     console.print(f"LINE emulator on {emulator.url} (control API {emulator.url}/_emulator/)")
     console.print(f"admin API: {bot.url}/api/v1 with 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'")
