@@ -54,7 +54,7 @@ def watch_catalogue(runtime: Runtime, console: Console, stop: threading.Event) -
                 f"[red]flows have {len(result.problems)} problem(s); still running the last good ones:[/]"
             )
             for problem in result.problems:
-                console.print(f"  {problem}", markup=False)
+                console.print(f"  {problem}", markup=False, soft_wrap=True)
 
 
 def sweep(runtime: Runtime) -> None:
@@ -136,7 +136,7 @@ def demo_command(
     app = create_app(settings, clock=clock)
     runtime: Runtime = app.extensions["stepline"]
     for problem in runtime.catalogues.last_problems:
-        console.print(f"  {problem}", markup=False)
+        console.print(f"  {problem}", markup=False, soft_wrap=True)
     bot = ServerThread(app, port=port).start()
     emulator_config.bot_api_url = bot.url
     emulator_config.bot_admin_token = DEMO_ADMIN_TOKEN
