@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from bot.emulator import inspection, messaging
+from bot.emulator import inspection, messaging, simulator
 from bot.emulator.config import EmulatorConfig
 from bot.emulator.context import EXTENSION_KEY, Emulator
 from bot.emulator.store import EmulatorStore
@@ -16,7 +16,8 @@ __all__ = ["EmulatorConfig", "create_emulator_app"]
 
 def create_emulator_app(config: EmulatorConfig) -> Flask:
     """A fresh emulator: its own in-memory store, the Messaging API paths on `/v2/...` and
-    the control/inspection API on `/_emulator/...`. Serve it threaded (`ServerThread`)."""
+    the control/inspection API on `/_emulator/...`, and the web chat simulator on `/simulator`
+    (with its clock, timeline and bot-proxy endpoints). Serve it threaded (`ServerThread`)."""
     load_spec("messaging-api.yml")  # parse the vendored spec now, not on the first request
     app = Flask(__name__)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
@@ -32,6 +33,7 @@ def create_emulator_app(config: EmulatorConfig) -> Flask:
     app.extensions[EXTENSION_KEY] = Emulator(config=config, store=store, webhooks=dispatcher)
     app.register_blueprint(messaging.bp)
     app.register_blueprint(inspection.bp)
+    app.register_blueprint(simulator.bp)
 
     @app.get("/_emulator/health")
     def health() -> dict[str, str]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from bot.catalogue import Catalogue
@@ -151,8 +151,10 @@ class FriendRecord:
         return self._answers
 
     def record_answer(self, conversation_id: int, flow: str, step: str, value: Any) -> None:
-        self.session.add(
-            Answer(
+        # A Core insert: answers are never read back as objects in this transaction, and
+        # the ORM's unit of work costs more than the insert on the webhook's hot path.
+        self.session.execute(
+            insert(Answer).values(
                 friend_id=self.friend.id,
                 conversation_id=conversation_id,
                 flow=flow,
