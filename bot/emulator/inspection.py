@@ -3,6 +3,8 @@
 Simulated users act here (follow, unfollow, text, postback): each action becomes a webhook
 event, signed and posted to the bot synchronously; the answer carries the bot's HTTP status.
 Tests and the chat clients read what users received, the API request log and billable counts.
+What users did (text, postbacks with their `displayText`, follow, block) is logged too, before
+its webhook goes out, for the simulator's timeline (`simulator.py`).
 """
 
 from __future__ import annotations

@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 from flask import Flask, request
 from linebot.v3.messaging import ApiClient, Configuration, MessagingApi
+from playwright.sync_api import Browser, Page
 
 from bot.clock import FrozenClock
 from bot.emulator import EmulatorConfig, create_emulator_app
 from bot.emulator.client import EmulatorClient
 from bot.http_server import ServerThread
 from bot.signature import is_valid
+from tests.emulator.browser import BROWSER_TIMEOUT_MS, VIEWPORT, PageErrors, launch_chromium
 
 SECRET = "test-channel-secret"
 TOKEN = "test-channel-access-token"
@@ -134,3 +136,26 @@ def friend(emulator: Emu) -> str:
     user = emulator.client.create_user("花子")
     emulator.client.follow(user["user_id"])
     return str(user["user_id"])
+
+
+# --- the browser (simulator tests) ------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium through Playwright, once per session (skips without it;
+    fails under CI=true)."""
+    with launch_chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh browser context (cookies, storage) per test; fails the test on script errors."""
+    context = browser.new_context(viewport=VIEWPORT, locale="ja-JP", timezone_id="Asia/Tokyo")
+    context.set_default_timeout(BROWSER_TIMEOUT_MS)
+    opened = context.new_page()
+    errors = PageErrors(opened)
+    yield opened
+    context.close()
+    assert errors.messages == [], errors.messages
