@@ -120,6 +120,7 @@ def demo_command(
                 webhook_url=f"http://127.0.0.1:{port}/callback",
                 clock=clock,
                 account_timezone="Asia/Tokyo",
+                bot_display_name="アロマサロン そよかぜ",
             )
         ),
         port=emulator_port,

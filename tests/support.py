@@ -126,7 +126,8 @@ class Stack:
     def friend(self, user: LineUser) -> dict[str, Any]:
         response = self.api("GET", f"/friends/{user.user_id}")
         assert response.status_code == 200, response.text
-        return response.json()  # type: ignore[no-any-return]
+        result: dict[str, Any] = response.json()
+        return result
 
     def emulator_get(self, path: str) -> Any:
         response = requests.get(f"{self.emulator.url}/_emulator{path}", timeout=10)

@@ -42,7 +42,7 @@ class EmulatorConfig:
     account_timezone: str = "Asia/Tokyo"
     # Called after the simulator's time machine moves the clock (the demo sweeps timed-out
     # questionnaires and, later, runs due steps).
-    on_clock_change: Callable[[], None] | None = None
+    on_clock_change: Callable[[], object] | None = None
 
     @property
     def destination(self) -> str:
