@@ -88,6 +88,35 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     run_gunicorn(host=host, port=port, workers=workers, threads=threads)
 
 
+@main.command("worker")
+@click.option("--once", is_flag=True, help="Send what is due now, sweep timeouts, and exit.")
+@click.option("--batch", default=200, show_default=True, help="Rows claimed per tick.")
+@click.option("--threads", default=8, show_default=True, help="Concurrent sends.")
+@click.option("--tick", default=1.0, show_default=True, help="Seconds between delivery ticks.")
+def worker(once: bool, batch: int, threads: int, tick: float) -> None:
+    """Send due messages (retries with the same retry key) and abandon timed-out flows.
+
+    Safe to run several at once (on PostgreSQL they share the work with SKIP LOCKED); never
+    run it inside the web processes."""
+    from rich.console import Console
+
+    from bot.runtime import Runtime
+    from bot.scheduler import run_worker
+
+    settings = settings_or_exit()
+    try:
+        settings.require_line_credentials()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    runtime = Runtime(settings)
+    try:
+        run_worker(
+            runtime, once=once, batch=batch, threads=threads, tick_seconds=tick, console=Console()
+        )
+    finally:
+        runtime.close()
+
+
 @main.command("friends")
 @click.option("--tag", default=None, help="Only friends with this tag.")
 @click.option("--limit", default=50, show_default=True, type=int)

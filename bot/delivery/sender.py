@@ -1,83 +1,188 @@
 """Sending outbox rows to LINE and recording the outcome.
 
 The web process sends a turn's rows right after its transaction commits (replies must go
-within a minute); rows that fail with a retryable error stay pending for the worker.
+within a minute); the worker (`stepline worker`) claims whatever is due or was left behind.
+Every state change is written only while this sender still owns the row (owner + lease), so
+a sender presumed dead cannot overwrite another's work.
+
+Outcomes: accepted (or 409 for the row's retry key: an earlier attempt was accepted) → `sent`;
+5xx, timeouts and 429 → back to `pending`, due again after a backoff with jitter (or LINE's
+`Retry-After`), same retry key; other 4xx → `failed` with LINE's message; the monthly-quota 429
+pauses all sending for a while and says so.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
 
 from bot.clock import Clock
 from bot.delivery.line_client import (
     LineClient,
     LineError,
+    LineRateLimited,
     LineRejected,
     LineRetryableError,
     SendResult,
 )
 from bot.delivery.outbox import LEASE
+from bot.delivery.ratelimit import RateLimiter
 from storage.db import Database
-from storage.models import OutboxMessage
+from storage.models import Friend, OutboxMessage
 
 log = logging.getLogger(__name__)
+
+# LINE remembers a retry key for 24 hours; retrying later could send twice.
+RETRY_KEY_WINDOW = timedelta(hours=23)
+# A reply token is usable for about a minute after the event.
+REPLY_TOKEN_LIFE = timedelta(seconds=50)
+QUOTA_PAUSE = timedelta(hours=1)
+QUOTA_MESSAGE = "monthly limit"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, capped."""
+
+    base_seconds: float = 2.0
+    cap_seconds: float = 300.0
+    floor_seconds: float = 0.5
+
+    def delay(self, attempts: int, rng: random.Random) -> timedelta:
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(0, attempts - 1))
+        return timedelta(seconds=max(self.floor_seconds, rng.uniform(0, ceiling)))
 
 
 @dataclass(frozen=True)
 class Outcome:
     outbox_id: int
-    status: str  # sent | failed | pending
+    status: str  # sent | pending | failed | skipped | replaced
     detail: str = ""
 
 
 class Sender:
-    def __init__(self, db: Database, line: LineClient, clock: Clock) -> None:
+    def __init__(
+        self,
+        db: Database,
+        line: LineClient,
+        clock: Clock,
+        *,
+        policy: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self.db = db
         self.line = line
         self.clock = clock
+        self.policy = policy or RetryPolicy()
+        self.limiter = limiter or RateLimiter()
+        self.rng = rng or random.Random()
         self.owner = uuid.uuid4().hex
+        self.paused_until: datetime | None = None
 
-    def send_ids(self, ids: list[int]) -> list[Outcome]:
-        return [self.send_one(i) for i in ids]
+    # ------------------------------------------------------------------ entry points
 
     def send_claimed(self, rows: list[OutboxMessage]) -> list[Outcome]:
         """Send rows this sender already owns (queued with `claim_for=self.owner`)."""
-        return [self._attempt(row, self.clock.now()) for row in rows]
+        return [self.attempt(row) for row in rows]
 
-    def send_one(self, outbox_id: int) -> Outcome:
+    def paused(self, now: datetime) -> bool:
+        return self.paused_until is not None and now < self.paused_until
+
+    def claim_due(self, limit: int) -> list[OutboxMessage]:
+        """Claim up to `limit` rows that are due, or whose owner's lease ran out.
+
+        PostgreSQL: `FOR UPDATE SKIP LOCKED`, so any number of workers share the work; SQLite:
+        the write transaction (BEGIN IMMEDIATE) already excludes other claimers."""
         now = self.clock.now()
-        row = self._claim(outbox_id, now)
-        if row is None:
-            return Outcome(outbox_id, "skipped", "not pending or claimed by another sender")
-        return self._attempt(row, now)
+        with self.db.write() as session:
+            due = (
+                select(OutboxMessage.id)
+                .where(
+                    or_(
+                        (OutboxMessage.status == "pending") & (OutboxMessage.due_at <= now),
+                        (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
+                    )
+                )
+                .order_by(OutboxMessage.due_at)
+                .limit(limit)
+            )
+            if not self.db.is_sqlite:
+                due = due.with_for_update(skip_locked=True)
+            ids = list(session.scalars(due))
+            if not ids:
+                return []
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(ids))
+                .values(
+                    status="sending",
+                    owner=self.owner,
+                    lease_until=now + LEASE,
+                    attempts=OutboxMessage.attempts + 1,
+                )
+            )
+            rows = list(
+                session.scalars(
+                    select(OutboxMessage)
+                    .where(OutboxMessage.id.in_(ids))
+                    .order_by(OutboxMessage.id)
+                )
+            )
+            self._skip_blocked(session, rows)
+            return [row for row in rows if row.status == "sending"]
 
-    def _attempt(self, row: OutboxMessage, now: datetime) -> Outcome:
-        try:
-            result = self._deliver(row)
-        except LineRetryableError as exc:
-            self._finish(row, "pending", now, error=str(exc))
-            log.warning("outbox %s: %s; left for retry", row.id, exc)
-            return Outcome(row.id, "pending", str(exc))
-        except (LineRejected, LineError) as exc:
-            self._finish(row, "failed", now, error=_describe(exc))
-            log.error("outbox %s failed: %s", row.id, _describe(exc))
-            return Outcome(row.id, "failed", _describe(exc))
-        except Exception as exc:  # a bug must not strand the row in "sending" or fail the event
-            log.exception("outbox %s could not be sent", row.id)
-            self._finish(row, "failed", now, error=f"{type(exc).__name__}: {exc}")
-            return Outcome(row.id, "failed", str(exc))
-        self._finish(
-            row,
-            "sent",
-            now,
-            accepted=result.accepted_request_id or result.request_id,
+    def _skip_blocked(self, session: Session, rows: list[OutboxMessage]) -> None:
+        """A friend who blocked the account receives nothing: don't spend a request on it."""
+        friend_ids = {row.friend_id for row in rows if row.kind != "multicast" and row.friend_id}
+        if not friend_ids:
+            return
+        blocked = set(
+            session.scalars(
+                select(Friend.id).where(Friend.id.in_(friend_ids), Friend.status == "blocked")
+            )
         )
-        return Outcome(row.id, "sent")
+        for row in rows:
+            if row.friend_id in blocked and row.kind != "multicast":
+                row.status, row.error, row.lease_until = "skipped", "friend has blocked", None
+
+    # ------------------------------------------------------------------ one attempt
+
+    def attempt(self, row: OutboxMessage) -> Outcome:
+        now = self.clock.now()
+        if row.kind != "reply" and now - row.created_at > RETRY_KEY_WINDOW:
+            return self._finish(row, "failed", error="gave up: the retry key's 24 h window passed")
+        try:
+            self.limiter.acquire(row.kind)
+            result = self._deliver(row)
+        except LineRateLimited as exc:
+            if QUOTA_MESSAGE in str(exc).lower():
+                self.paused_until = now + QUOTA_PAUSE
+                log.error(
+                    "LINE says the monthly message quota is used up: sending paused until %s",
+                    self.paused_until.isoformat(),
+                )
+                return self._reschedule(row, now + QUOTA_PAUSE, str(exc))
+            wait = self.policy.delay(row.attempts, self.rng)
+            if exc.retry_after is not None:
+                wait = max(wait, timedelta(seconds=exc.retry_after))
+            return self._retry(row, now, exc, wait)
+        except LineRetryableError as exc:
+            return self._retry(row, now, exc, self.policy.delay(row.attempts, self.rng))
+        except LineRejected as exc:
+            log.error("outbox %s rejected: %s", row.id, _describe(exc))
+            return self._finish(row, "failed", error=_describe(exc))
+        except Exception as exc:  # a bug must not strand the row in "sending"
+            log.exception("outbox %s could not be sent", row.id)
+            return self._finish(row, "failed", error=f"{type(exc).__name__}: {exc}")
+        return self._finish(row, "sent", accepted=result.accepted_request_id or result.request_id)
 
     def _deliver(self, row: OutboxMessage) -> SendResult:
         if row.kind == "reply":
@@ -91,49 +196,88 @@ class Sender:
             return self.line.multicast(list(row.recipients), row.messages, row.retry_key)
         raise ValueError(f"unknown outbox kind {row.kind}")
 
-    def _claim(self, outbox_id: int, now: datetime) -> OutboxMessage | None:
-        """Take the row with our owner token and a lease; None if someone else holds it."""
-        with self.db.write() as session:
-            claimed = session.execute(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.id == outbox_id,
-                    OutboxMessage.status.in_(("pending", "sending")),
-                    (OutboxMessage.lease_until.is_(None)) | (OutboxMessage.lease_until < now),
-                )
-                .values(
-                    status="sending",
-                    owner=self.owner,
-                    lease_until=now + LEASE,
-                    attempts=OutboxMessage.attempts + 1,
-                )
-            )
-            if not getattr(claimed, "rowcount", 0):
-                return None
-            return session.scalars(select(OutboxMessage).where(OutboxMessage.id == outbox_id)).one()
+    def _retry(self, row: OutboxMessage, now: datetime, exc: LineError, wait: timedelta) -> Outcome:
+        if row.kind == "reply":
+            return self._reply_failed(row, now, exc)
+        log.warning("outbox %s: %s; retrying in %.1f s", row.id, exc, wait.total_seconds())
+        return self._reschedule(row, now + wait, str(exc))
+
+    def _reply_failed(self, row: OutboxMessage, now: datetime, exc: LineError) -> Outcome:
+        """A reply cannot be retried safely for long: the token is single-use and short-lived.
+
+        If LINE answered (5xx/429), nothing was delivered: send the messages as a push instead
+        (paid, but not lost). If the outcome is unknown (timeout, dropped connection), retry the
+        reply while the token lives: a reply that did arrive makes LINE reject the retry's
+        token, and the row is then failed rather than sent twice."""
+        if exc.status is not None:
+            return self._replace_with_push(row, now, str(exc))
+        if now - row.created_at < REPLY_TOKEN_LIFE:
+            return self._reschedule(row, now + timedelta(seconds=1), str(exc))
+        return self._finish(
+            row, "failed", error=f"reply outcome unknown and its token expired: {exc}"
+        )
+
+    # ------------------------------------------------------------------ recording
+
+    def _owned(self, row: OutboxMessage) -> Any:
+        return (OutboxMessage.id == row.id) & (OutboxMessage.owner == self.owner)
 
     def _finish(
         self,
         row: OutboxMessage,
         status: str,
-        now: datetime,
         *,
         error: str | None = None,
         accepted: str | None = None,
-    ) -> None:
-        """Record the outcome only while we still own the row (a presumed-dead sender's
-        late write must not overwrite another sender's work)."""
+    ) -> Outcome:
+        values: dict[str, object] = {"status": status, "lease_until": None, "error": error}
+        if status == "sent":
+            values.update(sent_at=self.clock.now(), accepted_request_id=accepted)
         with self.db.write_core() as connection:
-            values: dict[str, object] = {"status": status, "lease_until": None, "error": error}
-            if status == "sent":
-                values.update(sent_at=self.clock.now(), accepted_request_id=accepted)
+            result = connection.execute(
+                update(OutboxMessage).where(self._owned(row)).values(**values)
+            )
+        if not getattr(result, "rowcount", 0):
+            log.warning("outbox %s: lost ownership before recording %s", row.id, status)
+            return Outcome(row.id, "lost", "another sender owns the row now")
+        return Outcome(row.id, status, error or "")
+
+    def _reschedule(self, row: OutboxMessage, due_at: datetime, error: str) -> Outcome:
+        with self.db.write_core() as connection:
             result = connection.execute(
                 update(OutboxMessage)
-                .where(OutboxMessage.id == row.id, OutboxMessage.owner == self.owner)
-                .values(**values)
+                .where(self._owned(row))
+                .values(status="pending", lease_until=None, due_at=due_at, error=error[:2000])
+            )
+        if not getattr(result, "rowcount", 0):
+            return Outcome(row.id, "lost", "another sender owns the row now")
+        return Outcome(row.id, "pending", error)
+
+    def _replace_with_push(self, row: OutboxMessage, now: datetime, error: str) -> Outcome:
+        with self.db.write() as session:
+            result = session.execute(
+                update(OutboxMessage)
+                .where(self._owned(row))
+                .values(status="replaced", lease_until=None, error=f"reply failed: {error}"[:2000])
             )
             if not getattr(result, "rowcount", 0):
-                log.warning("outbox %s: lost ownership before recording %s", row.id, status)
+                return Outcome(row.id, "lost", "another sender owns the row now")
+            push = OutboxMessage(
+                kind="push",
+                friend_id=row.friend_id,
+                recipients=row.recipients,
+                reply_token=None,
+                messages=row.messages,
+                retry_key=str(uuid.uuid4()),
+                cause=f"{row.cause} (reply {row.id} failed)"[:200],
+                status="pending",
+                attempts=0,
+                due_at=now,
+                created_at=now,
+            )
+            session.add(push)
+        log.warning("outbox %s: reply failed (%s); sending it as push %s", row.id, error, push.id)
+        return Outcome(row.id, "replaced", error)
 
 
 def _describe(exc: LineError) -> str:

@@ -1,0 +1,63 @@
+"""Token buckets per LINE endpoint, so the sender stays under LINE's rate limits."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+# LINE's documented per-channel limits (Messaging API reference, "Rate limits"): multicast
+# 200 requests/s; push, reply and other endpoints not listed 2,000 requests/s.
+DEFAULT_LIMITS: dict[str, float] = {"push": 2000.0, "reply": 2000.0, "multicast": 200.0}
+
+
+class TokenBucket:
+    """`rate` requests per second with bursts up to `burst`; `acquire` waits for a token."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: float | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.capacity = burst if burst is not None else max(1.0, rate)
+        self._tokens = self.capacity
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._updated = monotonic()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._monotonic()
+        self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+        self._updated = now
+
+    def acquire(self) -> float:
+        """Take one token, waiting if needed; returns the seconds waited."""
+        waited = 0.0
+        while True:
+            with self._lock:
+                self._refill()
+                if self._tokens >= 1:
+                    self._tokens -= 1
+                    return waited
+                wait = (1 - self._tokens) / self.rate
+            self._sleep(wait)
+            waited += wait
+
+
+class RateLimiter:
+    """One bucket per endpoint kind (`push`, `reply`, `multicast`)."""
+
+    def __init__(self, limits: dict[str, float] | None = None) -> None:
+        merged = {**DEFAULT_LIMITS, **(limits or {})}
+        self.buckets = {kind: TokenBucket(rate) for kind, rate in merged.items()}
+
+    def acquire(self, kind: str) -> float:
+        bucket = self.buckets.get(kind)
+        return bucket.acquire() if bucket else 0.0

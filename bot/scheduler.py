@@ -1,0 +1,104 @@
+"""`stepline worker`: a few fixed APScheduler tick jobs over the database's due rows.
+
+APScheduler holds only these ticks, never a job per message: the database is the truth for
+what is due (indexed `due_at`), so a restart catches up, a late row is simply due, and a
+second worker is harmless. It never runs inside the web processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from typing import Any
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+from bot.delivery.worker import DeliveryWorker
+from bot.runtime import Runtime
+from bot.timeouts import expire_due_conversations
+
+log = logging.getLogger(__name__)
+BACKLOG_WITH_PROGRESS = 1000  # show a progress line when a drain starts with this many due
+
+
+def deliver(worker: DeliveryWorker, console: Console | None = None) -> None:
+    """Send everything due now; a progress line when the backlog is large."""
+    due = worker.due_count()
+    if due == 0:
+        return
+    if console is None or due < BACKLOG_WITH_PROGRESS:
+        outcomes = worker.drain()
+    else:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("sending the backlog", total=due)
+
+            def update(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            outcomes = worker.drain(update)
+    if outcomes:
+        log.info("delivery: %s", dict(outcomes))
+
+
+def sweep(runtime: Runtime) -> None:
+    expire_due_conversations(runtime)
+
+
+def build_scheduler(
+    jobs: list[tuple[str, Callable[[], Any], float]],
+) -> BlockingScheduler:
+    scheduler = BlockingScheduler(
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
+    )
+    for name, function, seconds in jobs:
+        scheduler.add_job(function, "interval", seconds=seconds, id=name, name=name)
+    return scheduler
+
+
+def run_worker(
+    runtime: Runtime,
+    *,
+    once: bool = False,
+    batch: int = 200,
+    threads: int = 8,
+    tick_seconds: float = 1.0,
+    sweep_seconds: float = 15.0,
+    console: Console | None = None,
+) -> None:
+    worker = DeliveryWorker(runtime.db, runtime.sender, batch=batch, threads=threads)
+    try:
+        if once:
+            sweep(runtime)
+            deliver(worker, console)
+            return
+        scheduler = build_scheduler(
+            [
+                ("deliver", lambda: deliver(worker, console), tick_seconds),
+                ("timeouts", lambda: sweep(runtime), sweep_seconds),
+            ]
+        )
+
+        def stop(_signum: int, _frame: Any) -> None:
+            scheduler.shutdown(wait=False)
+
+        signal.signal(signal.SIGTERM, stop)
+        log.info(
+            "worker %s started (ticks: deliver %.1fs, timeouts %.0fs)",
+            runtime.sender.owner[:8],
+            tick_seconds,
+            sweep_seconds,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            scheduler.start()
+    finally:
+        worker.close()
