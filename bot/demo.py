@@ -1,4 +1,4 @@
-"""`stepline demo`: the bot and the LINE emulator on SQLite, with the example flows.
+"""`stepline demo`: the bot, the worker and the LINE emulator on SQLite, with the example flows.
 
 No LINE account is needed: the emulator stands in for LINE, and the terminal chat (or any HTTP
 client of the emulator's `/_emulator/` API) plays a friend.
@@ -16,11 +16,13 @@ from rich.console import Console
 from bot.app import create_app
 from bot.clock import OffsetClock
 from bot.config import Settings
+from bot.delivery.worker import DeliveryWorker
 from bot.emulator.app import create_emulator_app
 from bot.emulator.chat import run_chat
 from bot.emulator.config import EmulatorConfig
 from bot.http_server import ServerThread
 from bot.runtime import Runtime
+from bot.scheduler import deliver
 from bot.timeouts import expire_due_conversations
 from storage.migrate import upgrade
 
@@ -57,17 +59,23 @@ def watch_catalogue(runtime: Runtime, console: Console, stop: threading.Event) -
                 console.print(f"  {problem}", markup=False, soft_wrap=True)
 
 
-def sweep(runtime: Runtime) -> None:
-    """What the worker will do on its ticks; the demo runs it itself until the worker exists."""
-    expire_due_conversations(runtime)
-
-
-def sweep_every(runtime: Runtime, stop: threading.Event, seconds: float) -> None:
-    while not stop.wait(seconds):
+def run_worker_ticks(worker: DeliveryWorker, runtime: Runtime, stop: threading.Event) -> None:
+    """The worker's jobs, in a thread of the demo: deliver every second, sweep timeouts."""
+    ticks = 0
+    while not stop.wait(1.0):
+        ticks += 1
         try:
-            sweep(runtime)
-        except Exception:  # keep sweeping through a bad moment (e.g. a broken catalogue)
-            logging.getLogger(__name__).exception("timeout sweep failed")
+            deliver(worker)
+            if ticks % 5 == 0:
+                expire_due_conversations(runtime)
+        except Exception:  # keep going through a bad moment (e.g. a broken catalogue)
+            logging.getLogger(__name__).exception("worker tick failed")
+
+
+def after_time_travel(worker: DeliveryWorker, runtime: Runtime) -> None:
+    """The time machine moved the clock: run what became due now, not at the next tick."""
+    expire_due_conversations(runtime)
+    deliver(worker)
 
 
 @click.command("demo")
@@ -141,13 +149,14 @@ def demo_command(
     bot = ServerThread(app, port=port).start()
     emulator_config.bot_api_url = bot.url
     emulator_config.bot_admin_token = DEMO_ADMIN_TOKEN
-    emulator_config.on_clock_change = lambda: sweep(runtime)
+    worker = DeliveryWorker(runtime.db, runtime.sender, threads=4)
+    emulator_config.on_clock_change = lambda: after_time_travel(worker, runtime)
     stop = threading.Event()
     threading.Thread(
         target=watch_catalogue, args=(runtime, console, stop), name="flows-watch", daemon=True
     ).start()
     threading.Thread(
-        target=sweep_every, args=(runtime, stop, 5.0), name="timeouts", daemon=True
+        target=run_worker_ticks, args=(worker, runtime, stop), name="worker", daemon=True
     ).start()
     console.print(
         f"[bold]stepline demo[/]: open [bold cyan]{emulator.url}/simulator[/] in a browser"
@@ -169,5 +178,6 @@ def demo_command(
         stop.set()
         bot.stop()
         emulator.stop()
+        worker.close()
         runtime.close()
         console.print("demo stopped")
