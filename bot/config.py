@@ -31,6 +31,10 @@ class Settings:
     admin_token: str | None = None
     public_url: str = "http://127.0.0.1:8000"
     line_timeout_seconds: float = 5.0
+    # Delivery tuning (tests and benchmarks shorten them; production keeps the defaults).
+    outbox_lease_seconds: float = 60.0
+    retry_base_seconds: float = 2.0
+    retry_cap_seconds: float = 300.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -57,7 +61,10 @@ class Settings:
             timezone=env.get("STEPLINE_TIMEZONE", "Asia/Tokyo"),
             admin_token=env.get("STEPLINE_ADMIN_TOKEN") or None,
             public_url=env.get("STEPLINE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
-            line_timeout_seconds=float(env.get("STEPLINE_LINE_TIMEOUT", "5")),
+            line_timeout_seconds=_positive(env, "STEPLINE_LINE_TIMEOUT", 5.0),
+            outbox_lease_seconds=_positive(env, "STEPLINE_OUTBOX_LEASE_SECONDS", 60.0),
+            retry_base_seconds=_positive(env, "STEPLINE_RETRY_BASE_SECONDS", 2.0),
+            retry_cap_seconds=_positive(env, "STEPLINE_RETRY_CAP_SECONDS", 300.0),
         )
         settings.validate()
         return settings
@@ -80,6 +87,19 @@ class Settings:
         ]
         if missing:
             raise ConfigError(f"missing required setting(s): {', '.join(missing)}")
+
+
+def _positive(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected a number of seconds, got {raw!r}") from exc
+    if value <= 0:
+        raise ConfigError(f"{name}: must be positive, got {raw!r}")
+    return value
 
 
 def default_database_url() -> str:

@@ -161,6 +161,7 @@ def _apply(
                     cause=turn.cause,
                     now=now,
                     claim_for=runtime.sender.owner,
+                    lease=runtime.sender.lease,
                 )
         if status != "done":
             session.execute(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from bot.catalogue import Catalogue, CatalogueError, Problem
@@ -12,7 +13,7 @@ from bot.catalogue.loader import load_catalogue
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.delivery.line_client import LineClient
-from bot.delivery.sender import Sender
+from bot.delivery.sender import RetryPolicy, Sender
 from bot.engine.dispatch import Dispatcher
 from bot.engine.friend_record import TagIds
 from bot.engine.templates import Templates
@@ -103,7 +104,15 @@ class Runtime:
         self.templates = Templates(settings.tz)
         self.tag_ids = TagIds()
         self.dispatcher = Dispatcher()
-        self.sender = Sender(self.db, self.line, self.clock)
+        self.sender = Sender(
+            self.db,
+            self.line,
+            self.clock,
+            policy=RetryPolicy(
+                base_seconds=settings.retry_base_seconds, cap_seconds=settings.retry_cap_seconds
+            ),
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
+        )
 
     @property
     def catalogue(self) -> Catalogue:

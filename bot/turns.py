@@ -44,6 +44,7 @@ def run_turn(runtime: Runtime, line_user_id: str, cause: str, act: Callable[[Tur
             cause=cause,
             now=now,
             claim_for=runtime.sender.owner,
+            lease=runtime.sender.lease,
         )
     tag_ids.committed()
     if rows:

@@ -29,6 +29,7 @@ def queue_for_friend(
     cause: str,
     now: datetime,
     claim_for: str | None = None,
+    lease: timedelta = LEASE,
 ) -> list[OutboxMessage]:
     """Queue a turn's messages: the first five as a free reply when there is a reply token,
     the rest as pushes (each with its retry key fixed now, before any attempt).
@@ -49,7 +50,7 @@ def queue_for_friend(
             row.status, row.owner, row.lease_until, row.attempts = (
                 "sending",
                 claim_for,
-                now + LEASE,
+                now + lease,
                 1,
             )
     session.add_all(rows)

@@ -77,6 +77,7 @@ class Sender:
         policy: RetryPolicy | None = None,
         limiter: RateLimiter | None = None,
         rng: random.Random | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.db = db
         self.line = line
@@ -84,6 +85,7 @@ class Sender:
         self.policy = policy or RetryPolicy()
         self.limiter = limiter or RateLimiter()
         self.rng = rng or random.Random()
+        self.lease = lease
         self.owner = uuid.uuid4().hex
         self.paused_until: datetime | None = None
 
@@ -125,7 +127,7 @@ class Sender:
                 .values(
                     status="sending",
                     owner=self.owner,
-                    lease_until=now + LEASE,
+                    lease_until=now + self.lease,
                     attempts=OutboxMessage.attempts + 1,
                 )
             )
