@@ -17,6 +17,7 @@ from bot.delivery.sender import RetryPolicy, Sender
 from bot.engine.dispatch import Dispatcher
 from bot.engine.friend_record import TagIds
 from bot.engine.templates import Templates
+from bot.metrics import ProcessMetrics
 from storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ class Runtime:
             # so a later broken edit cannot leave it with none.
             self.catalogues.reload()
         self.templates = Templates(settings.tz)
+        self.metrics = ProcessMetrics()
         self.tag_ids = TagIds()
         self.dispatcher = Dispatcher()
         self.sender = Sender(
@@ -112,6 +114,7 @@ class Runtime:
                 base_seconds=settings.retry_base_seconds, cap_seconds=settings.retry_cap_seconds
             ),
             lease=timedelta(seconds=settings.outbox_lease_seconds),
+            on_outcome=self.metrics.count_send,
         )
 
     @property

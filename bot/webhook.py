@@ -48,6 +48,7 @@ def callback() -> Any:
         ",".join(r.status for r in results) or "-",
         (time.perf_counter() - started) * 1000,
     )
+    rt.metrics.observe_webhook(time.perf_counter() - started)
     if failed:
         # Not acknowledged: LINE redelivers (with webhook redelivery on), and a redelivered
         # event that failed is processed again; the ones that succeeded count as duplicates.

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -78,6 +79,7 @@ class Sender:
         limiter: RateLimiter | None = None,
         rng: random.Random | None = None,
         lease: timedelta = LEASE,
+        on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
         self.db = db
         self.line = line
@@ -86,6 +88,7 @@ class Sender:
         self.limiter = limiter or RateLimiter()
         self.rng = rng or random.Random()
         self.lease = lease
+        self.on_outcome = on_outcome
         self.owner = uuid.uuid4().hex
         self.paused_until: datetime | None = None
 
@@ -158,6 +161,12 @@ class Sender:
     # ------------------------------------------------------------------ one attempt
 
     def attempt(self, row: OutboxMessage) -> Outcome:
+        outcome = self._attempt(row)
+        if self.on_outcome is not None:
+            self.on_outcome(row.kind, outcome.status)
+        return outcome
+
+    def _attempt(self, row: OutboxMessage) -> Outcome:
         now = self.clock.now()
         if row.kind != "reply" and now - row.created_at > RETRY_KEY_WINDOW:
             return self._finish(row, "failed", error="gave up: the retry key's 24 h window passed")

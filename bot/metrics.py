@@ -1,0 +1,113 @@
+"""`GET /metrics` in Prometheus text format.
+
+Outbox and webhook figures come from the database, so every process reports the same truth;
+latency and send counters are this process's own (label `pid`), as with any multi-process
+Prometheus target.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from typing import Any
+
+from flask import Blueprint, Response, current_app
+from sqlalchemy import func, select
+
+from storage.models import OutboxMessage, WebhookEvent
+
+blueprint = Blueprint("metrics", __name__)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+class ProcessMetrics:
+    """Counters and a latency histogram kept by this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sends: Counter[tuple[str, str]] = Counter()
+        self.latency_buckets = [0] * len(LATENCY_BUCKETS)
+        self.latency_count = 0
+        self.latency_sum = 0.0
+
+    def count_send(self, kind: str, outcome: str) -> None:
+        with self._lock:
+            self.sends[(kind, outcome)] += 1
+
+    def observe_webhook(self, seconds: float) -> None:
+        with self._lock:
+            self.latency_count += 1
+            self.latency_sum += seconds
+            for index, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    self.latency_buckets[index] += 1
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _line(name: str, value: float, **labels: str) -> str:
+    if labels:
+        inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(labels.items()))
+        return f"{name}{{{inner}}} {value:g}"
+    return f"{name} {value:g}"
+
+
+def render(runtime: Any) -> str:
+    now = runtime.clock.now()
+    lines: list[str] = []
+    with runtime.db.read() as session:
+        rows = session.execute(
+            select(OutboxMessage.kind, OutboxMessage.status, func.count()).group_by(
+                OutboxMessage.kind, OutboxMessage.status
+            )
+        ).all()
+        oldest_due = session.scalar(
+            select(func.min(OutboxMessage.due_at)).where(
+                OutboxMessage.status == "pending", OutboxMessage.due_at <= now
+            )
+        )
+        events = session.execute(
+            select(WebhookEvent.status, func.count()).group_by(WebhookEvent.status)
+        ).all()
+    lines.append("# HELP stepline_outbox_rows Outbox rows by kind and status.")
+    lines.append("# TYPE stepline_outbox_rows gauge")
+    lines += [_line("stepline_outbox_rows", n, kind=k, status=s) for k, s, n in rows]
+    lines.append("# HELP stepline_outbox_due_lag_seconds How late the oldest due pending row is.")
+    lines.append("# TYPE stepline_outbox_due_lag_seconds gauge")
+    lag = 0.0
+    if oldest_due is not None:
+        due = oldest_due if oldest_due.tzinfo else oldest_due.replace(tzinfo=now.tzinfo)
+        lag = max(0.0, (now - due).total_seconds())
+    lines.append(_line("stepline_outbox_due_lag_seconds", lag))
+    lines.append("# HELP stepline_webhook_events Webhook events stored, by status.")
+    lines.append("# TYPE stepline_webhook_events gauge")
+    lines += [_line("stepline_webhook_events", n, status=s) for s, n in events]
+    metrics: ProcessMetrics = runtime.metrics
+    pid = str(os.getpid())
+    lines.append(
+        "# HELP stepline_sends_total Send attempts by endpoint and outcome (this process)."
+    )
+    lines.append("# TYPE stepline_sends_total counter")
+    lines += [
+        _line("stepline_sends_total", n, endpoint=k, outcome=o, pid=pid)
+        for (k, o), n in sorted(metrics.sends.items())
+    ]
+    lines.append("# HELP stepline_webhook_seconds Time to answer a webhook (this process).")
+    lines.append("# TYPE stepline_webhook_seconds histogram")
+    for bound, count in zip(LATENCY_BUCKETS, metrics.latency_buckets, strict=True):
+        lines.append(_line("stepline_webhook_seconds_bucket", count, le=f"{bound:g}", pid=pid))
+    lines.append(
+        _line("stepline_webhook_seconds_bucket", metrics.latency_count, le="+Inf", pid=pid)
+    )
+    lines.append(_line("stepline_webhook_seconds_sum", metrics.latency_sum, pid=pid))
+    lines.append(_line("stepline_webhook_seconds_count", metrics.latency_count, pid=pid))
+    return "\n".join(lines) + "\n"
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    body = render(current_app.extensions["stepline"])
+    return Response(body, mimetype="text/plain; version=0.0.4")
