@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+from collections.abc import Iterable
+from typing import Any
+
 from flask import Flask
 
 from bot.emulator import inspection, messaging, simulator
+from bot.emulator.chaos import Chaos, ChaosSettings
 from bot.emulator.config import EmulatorConfig
-from bot.emulator.context import EXTENSION_KEY, Emulator
+from bot.emulator.context import DROP_RESPONSE, EXTENSION_KEY, Emulator
+from bot.emulator.ratelimits import RateLimiter, settings_from_json
 from bot.emulator.store import EmulatorStore
 from bot.emulator.validation import load_spec
 from bot.emulator.webhooks import WebhookDispatcher
@@ -30,7 +37,16 @@ def create_emulator_app(config: EmulatorConfig) -> Flask:
         config.destination,
         timeout_seconds=config.webhook_timeout_seconds,
     )
-    app.extensions[EXTENSION_KEY] = Emulator(config=config, store=store, webhooks=dispatcher)
+    chaos = Chaos(store.lock, ChaosSettings.from_json(config.chaos) if config.chaos else None)
+    enabled, limits = settings_from_json(config.rate_limits or {"enabled": False})
+    app.extensions[EXTENSION_KEY] = Emulator(
+        config=config,
+        store=store,
+        webhooks=dispatcher,
+        chaos=chaos,
+        rate_limits=RateLimiter(enabled, limits),
+    )
+    app.wsgi_app = ResponseDropper(app.wsgi_app)  # type: ignore[method-assign]
     app.register_blueprint(messaging.bp)
     app.register_blueprint(inspection.bp)
     app.register_blueprint(simulator.bp)
@@ -40,3 +56,31 @@ def create_emulator_app(config: EmulatorConfig) -> Flask:
         return {"status": "ok"}
 
     return app
+
+
+class ResponseDropper:
+    """WSGI middleware: when a view flagged its response to be dropped (`DROP_RESPONSE`, set
+    for chaos `accept_then_drop` after the work is done), close the connection without
+    answering, so the client sees a connection error ("Remote end closed connection without
+    response"), never an HTTP status.
+
+    Under werkzeug's server (`ServerThread`, `stepline emulator`) the socket is in the environ:
+    it is shut down, and the `ConnectionAbortedError` raised then is what werkzeug treats as a
+    dropped connection (nothing is written, nothing logged). Nothing has been sent before: the
+    server writes the status line only with the first body chunk, which never comes."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        result = self.app(environ, start_response)
+        if not environ.get(DROP_RESPONSE):
+            return result
+        close = getattr(result, "close", None)
+        if close is not None:
+            close()
+        sock = environ.get("werkzeug.socket")
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):  # already gone
+                sock.shutdown(socket.SHUT_RDWR)
+        raise ConnectionAbortedError("response dropped by the LINE emulator (accept_then_drop)")

@@ -212,9 +212,7 @@ class Chaos:
                     "injected_total": {
                         kind: sum(counter.values()) for kind, counter in self._injected.items()
                     },
-                    "injected": {
-                        kind: dict(counter) for kind, counter in self._injected.items()
-                    },
+                    "injected": {kind: dict(counter) for kind, counter in self._injected.items()},
                     "latency_ms_total": round(self._latency_ms_total, 3),
                 },
             }

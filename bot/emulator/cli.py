@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from bot.emulator.app import create_emulator_app
+from bot.emulator.chaos import ChaosError, ChaosSettings
 from bot.emulator.chat import run_chat
 from bot.emulator.config import EmulatorConfig
+from bot.emulator.ratelimits import RateLimitError, settings_from_json
 from bot.http_server import ServerThread
 
 DEFAULT_PORT = 8001
@@ -54,6 +60,24 @@ DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8000/callback"
     is_flag=True,
     help="Accept reply tokens the emulator did not issue (each once); for benchmarks.",
 )
+@click.option(
+    "--chaos",
+    "chaos_json",
+    default=None,
+    metavar="JSON|@FILE",
+    help='Inject faults from the start, as PUT /_emulator/chaos: e.g. \'{"rates": {"5xx": 0.05, '
+    '"accept_then_drop": 0.05, "429": 0.02}, "retry_after": 1, "seed": 42}\'.',
+)
+@click.option(
+    "--rate-limits",
+    "rate_limits",
+    default="off",
+    show_default=True,
+    metavar="default|off|JSON",
+    help="LINE's documented per-endpoint rate limits: 'default' switches them on, a JSON "
+    "object overrides some (e.g. '{\"POST /v2/bot/message/push\": \"20/s\"}'), 'off' leaves "
+    "them off (switchable later: PUT /_emulator/rate_limits).",
+)
 @click.option("--quiet", is_flag=True, help="Do not log every request.")
 def emulator_command(
     host: str,
@@ -63,6 +87,8 @@ def emulator_command(
     channel_access_token: str,
     reply_token_ttl: float,
     accept_unknown_reply_tokens: bool,
+    chaos_json: str | None,
+    rate_limits: str,
     quiet: bool,
 ) -> None:
     """Serve the LINE Platform emulator until Ctrl-C."""
@@ -77,6 +103,8 @@ def emulator_command(
         webhook_url=webhook_url or None,
         reply_token_ttl_seconds=reply_token_ttl,
         accept_unknown_reply_tokens=accept_unknown_reply_tokens,
+        chaos=parse_chaos_option(chaos_json),
+        rate_limits=parse_rate_limits_option(rate_limits),
     )
     if quiet:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -84,6 +112,12 @@ def emulator_command(
     server = ServerThread(create_emulator_app(config), host=host, port=port).start()
     console.print(f"LINE emulator on [bold]{server.url}[/] (LINE_API_BASE_URL={server.url})")
     console.print(f"webhooks → {webhook_url or '(none yet)'}; control API: {server.url}/_emulator/")
+    if config.chaos:
+        console.print(f"chaos: {escape(json.dumps(config.chaos, ensure_ascii=False))}")
+    if config.rate_limits and config.rate_limits.get("enabled"):
+        console.print("rate limits: LINE's documented limits per endpoint", end="")
+        overrides = config.rate_limits.get("limits")
+        console.print(f", overridden: {escape(json.dumps(overrides))}" if overrides else "")
     console.print("Ctrl-C to stop.")
     try:
         threading.Event().wait()
@@ -91,6 +125,41 @@ def emulator_command(
         pass
     finally:
         server.stop()
+
+
+def _json_option(value: str, option: str) -> Any:
+    text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"not JSON: {exc}", param_hint=option) from exc
+
+
+def parse_chaos_option(value: str | None) -> dict[str, Any] | None:
+    """`--chaos JSON|@FILE` → the chaos settings (validated), or None."""
+    if not value:
+        return None
+    body = _json_option(value, "--chaos")
+    try:
+        ChaosSettings.from_json(body)
+    except ChaosError as exc:
+        raise click.BadParameter(str(exc), param_hint="--chaos") from exc
+    return dict(body)
+
+
+def parse_rate_limits_option(value: str) -> dict[str, Any] | None:
+    """`--rate-limits default|off|JSON` → the rate-limit settings, or None (off)."""
+    if value == "off":
+        return None
+    if value == "default":
+        return {"enabled": True, "limits": None}
+    limits = _json_option(value, "--rate-limits")
+    settings = {"enabled": True, "limits": limits}
+    try:
+        settings_from_json(settings)
+    except RateLimitError as exc:
+        raise click.BadParameter(str(exc), param_hint="--rate-limits") from exc
+    return settings
 
 
 @click.command("chat")

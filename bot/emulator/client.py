@@ -93,8 +93,45 @@ class EmulatorClient:
     def dropped(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/dropped")["dropped"])
 
-    def stats(self) -> dict[str, Any]:
-        return dict(self._call("GET", "/stats"))
+    def stats(self, per_user: bool = True) -> dict[str, Any]:
+        """Totals, and per user (`users`: billable, delivered_messages, accepted_requests by
+        endpoint) unless `per_user` is False."""
+        params = None if per_user else {"per_user": "false"}
+        return dict(self._call("GET", "/stats", params=params))
+
+    def accepted(
+        self, path: str | None = None, user_id: str | None = None, since: int = 0
+    ) -> list[dict[str, Any]]:
+        """Accepted sends (request_id, path, via, retry_key, recipients, texts, messages, at,
+        response_status: None when the response was dropped), oldest first."""
+        params: dict[str, Any] = {"since": since}
+        if path:
+            params["path"] = path
+        if user_id:
+            params["user_id"] = user_id
+        return list(self._call("GET", "/accepted", params=params)["accepted"])
+
+    def accepted_counts(
+        self, path: str | None = None, via: str | list[str] | None = None
+    ) -> dict[str, dict[str, int]]:
+        """`{user_id: {message text: n}}` over accepted sends (delivered or not)."""
+        params: dict[str, Any] = {}
+        if path:
+            params["path"] = path
+        if via:
+            params["via"] = via if isinstance(via, str) else ",".join(via)
+        return dict(self._call("GET", "/accepted/counts", params=params))
+
+    def delivery_counts(
+        self, via: str | list[str] | None = None, user_id: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """`{user_id: {message text: n}}`: how many times each message reached each user."""
+        params: dict[str, Any] = {}
+        if via:
+            params["via"] = via if isinstance(via, str) else ",".join(via)
+        if user_id:
+            params["user_id"] = user_id
+        return dict(self._call("GET", "/deliveries/counts", params=params))
 
     def reset(self) -> None:
         self._call("POST", "/reset")
@@ -110,3 +147,48 @@ class EmulatorClient:
 
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
+
+    # probabilistic faults and rate limits
+    def set_chaos(
+        self,
+        rates: dict[str, float] | None = None,
+        *,
+        retry_after: int | None = None,
+        latency_ms: int | float | dict[str, float] | None = None,
+        paths: str | list[str] = "*",
+        seed: int | None = None,
+        status_5xx: int = 500,
+    ) -> dict[str, Any]:
+        """Switch chaos on: `rates` by kind (`5xx`, `429`, `accept_then_drop`), latency as
+        `{"min": ms, "max": ms}` or one number. Answers the settings and (zeroed) counters."""
+        body: dict[str, Any] = {
+            "rates": rates or {},
+            "retry_after": retry_after,
+            "latency_ms": latency_ms or 0,
+            "paths": paths,
+            "seed": seed,
+            "status_5xx": status_5xx,
+        }
+        return dict(self._call("PUT", "/chaos", json=body))
+
+    def chaos(self) -> dict[str, Any]:
+        """`{"enabled", "settings", "counters": {"requests", "injected": {kind: {path: n}},
+        ...}}`."""
+        return dict(self._call("GET", "/chaos"))
+
+    def clear_chaos(self) -> dict[str, Any]:
+        """Switch chaos off; answers the counters as they were (`final_counters`)."""
+        return dict(self._call("DELETE", "/chaos"))
+
+    def set_rate_limits(
+        self, enabled: bool = True, limits: dict[str, int | str | None] | None = None
+    ) -> dict[str, Any]:
+        """LINE's documented limits, with `limits` overriding them ("POST /v2/bot/message/push":
+        20 = 20 per second, "60/min", "100/h"; None = unlimited; "*" = every other endpoint)."""
+        return dict(self._call("PUT", "/rate_limits", json={"enabled": enabled, "limits": limits}))
+
+    def rate_limits(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/rate_limits"))
+
+    def disable_rate_limits(self) -> dict[str, Any]:
+        return dict(self._call("DELETE", "/rate_limits"))

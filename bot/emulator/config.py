@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.clock import Clock, SystemClock
 
@@ -43,6 +44,11 @@ class EmulatorConfig:
     # Called after the simulator's time machine moves the clock (the demo sweeps timed-out
     # questionnaires and, later, runs due steps).
     on_clock_change: Callable[[], object] | None = None
+    # Chaos switched on from the start: the body of `PUT /_emulator/chaos` (None: off).
+    chaos: dict[str, Any] | None = None
+    # Rate limits from the start: the body of `PUT /_emulator/rate_limits`,
+    # `{"enabled": true, "limits": {...} | null}` (None: off, LINE's table when switched on).
+    rate_limits: dict[str, Any] | None = None
 
     @property
     def destination(self) -> str:

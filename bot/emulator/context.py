@@ -8,12 +8,16 @@ from typing import Any, cast
 from flask import current_app, jsonify
 from flask.typing import ResponseReturnValue
 
+from bot.emulator.chaos import Chaos
 from bot.emulator.config import EmulatorConfig
+from bot.emulator.ratelimits import RateLimiter
 from bot.emulator.store import EmulatorStore
 from bot.emulator.validation import ErrorDetail
 from bot.emulator.webhooks import WebhookDispatcher
 
 EXTENSION_KEY = "line_emulator"
+# Set in the WSGI environ by a view whose response must be dropped (chaos accept_then_drop).
+DROP_RESPONSE = "stepline.emulator.drop_response"
 
 
 @dataclass
@@ -21,6 +25,8 @@ class Emulator:
     config: EmulatorConfig
     store: EmulatorStore
     webhooks: WebhookDispatcher
+    chaos: Chaos
+    rate_limits: RateLimiter
 
 
 def current() -> Emulator:

@@ -2,7 +2,9 @@
 
 Simulated users act here (follow, unfollow, text, postback): each action becomes a webhook
 event, signed and posted to the bot synchronously; the answer carries the bot's HTTP status.
-Tests and the chat clients read what users received, the API request log and billable counts.
+Tests and the chat clients read what users received, the API request log, billable counts,
+accepted sends and per-(user, message) counts; they switch scripted faults, probabilistic chaos
+and LINE's rate limits on and off.
 What users did (text, postbacks with their `displayText`, follow, block) is logged too, before
 its webhook goes out, for the simulator's timeline (`simulator.py`).
 """
@@ -15,7 +17,9 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from bot.emulator import ids, webhooks
+from bot.emulator.chaos import ChaosError, ChaosSettings
 from bot.emulator.context import Emulator, current
+from bot.emulator.ratelimits import RateLimitError, settings_from_json
 from bot.emulator.store import StoreError
 from bot.emulator.webhooks import WebhookResult
 
@@ -248,15 +252,128 @@ def dropped() -> ResponseReturnValue:
     return jsonify({"dropped": [d.to_json() for d in current().store.dropped()]})
 
 
+def _flag(name: str, default: bool) -> bool:
+    value = request.args.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes"):
+        return True
+    if value.lower() in ("0", "false", "no"):
+        return False
+    raise BadRequest(f"'{name}' must be true or false")
+
+
+def _vias() -> set[str] | None:
+    value = request.args.get("via")
+    if not value:
+        return None
+    vias = {v.strip() for v in value.split(",") if v.strip()}
+    if vias - {"reply", "push", "multicast"}:
+        raise BadRequest("'via' must be a comma-separated list of reply, push, multicast")
+    return vias
+
+
 @bp.get("/stats")
 def stats() -> ResponseReturnValue:
-    return jsonify(current().store.stats())
+    """Totals; per user (`users`, `billable_by_user`) unless `?per_user=false`."""
+    return jsonify(current().store.stats(per_user=_flag("per_user", True)))
+
+
+@bp.get("/accepted")
+def accepted() -> ResponseReturnValue:
+    """Sends LINE accepted, oldest first: `?path=/v2/bot/message/push&user_id=U...&since=seq`."""
+    try:
+        since = int(request.args.get("since", "0"))
+    except ValueError as exc:
+        raise BadRequest("'since' must be an integer") from exc
+    found = current().store.accepted(
+        path=request.args.get("path") or None,
+        user_id=request.args.get("user_id") or None,
+        since=since,
+    )
+    last = found[-1].seq if found else since
+    return jsonify({"accepted": [a.to_json() for a in found], "last_seq": last})
+
+
+@bp.get("/accepted/counts")
+def accepted_counts() -> ResponseReturnValue:
+    """`{user_id: {message text or label: n}}` over accepted sends, whether or not they
+    reached the user (`?path=`, `?via=push,multicast`)."""
+    store = current().store
+    return jsonify(store.accepted_counts(path=request.args.get("path") or None, vias=_vias()))
+
+
+@bp.get("/deliveries/counts")
+def delivery_counts() -> ResponseReturnValue:
+    """`{user_id: {message text or label: n}}`: how many times each message reached each user
+    (`?via=push,multicast` to leave replies out, `?user_id=`)."""
+    store = current().store
+    return jsonify(store.delivery_counts(vias=_vias(), user_id=request.args.get("user_id") or None))
 
 
 @bp.post("/reset")
 def reset() -> ResponseReturnValue:
-    current().store.reset()
+    """Forget what happened; the chaos and rate-limit settings stay (counters restart, the
+    chaos RNG is re-seeded, every rate-limit bucket is full again)."""
+    emu = current()
+    emu.store.reset()
+    emu.chaos.reset()
+    emu.rate_limits.reset()
     return jsonify({"ok": True})
+
+
+# --- chaos and rate limits --------------------------------------------------------------------
+
+
+@bp.get("/chaos")
+def get_chaos() -> ResponseReturnValue:
+    return jsonify(current().chaos.to_json())
+
+
+@bp.put("/chaos")
+def put_chaos() -> ResponseReturnValue:
+    """`{"rates": {"5xx": 0.05, "429": 0.02, "accept_then_drop": 0.05}, "retry_after": 1,
+    "latency_ms": {"min": 0, "max": 20}, "paths": [...] | "*", "seed": 42}`; counters restart."""
+    try:
+        settings = ChaosSettings.from_json(_body())
+    except ChaosError as exc:
+        raise BadRequest(str(exc)) from exc
+    emu = current()
+    emu.chaos.configure(settings)
+    return jsonify(emu.chaos.to_json())
+
+
+@bp.delete("/chaos")
+def delete_chaos() -> ResponseReturnValue:
+    emu = current()
+    final = emu.chaos.to_json()
+    emu.chaos.configure(None)
+    return jsonify({**emu.chaos.to_json(), "final_counters": final["counters"]})
+
+
+@bp.get("/rate_limits")
+def get_rate_limits() -> ResponseReturnValue:
+    return jsonify(current().rate_limits.to_json())
+
+
+@bp.put("/rate_limits")
+def put_rate_limits() -> ResponseReturnValue:
+    """`{"enabled": true, "limits": {"POST /v2/bot/message/push": "20/s", ...} | null}`:
+    LINE's documented table with these overrides; every bucket starts full."""
+    try:
+        enabled, limits = settings_from_json(_body())
+    except RateLimitError as exc:
+        raise BadRequest(str(exc)) from exc
+    emu = current()
+    emu.rate_limits.configure(enabled, limits)
+    return jsonify(emu.rate_limits.to_json())
+
+
+@bp.delete("/rate_limits")
+def delete_rate_limits() -> ResponseReturnValue:
+    emu = current()
+    emu.rate_limits.configure(False)
+    return jsonify(emu.rate_limits.to_json())
 
 
 def _config_json(emu: Emulator) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """The Messaging API paths the bot uses, on one origin (api.line.me and api-data.line.me paths).
 
-Order of checks on a send: bearer token (401) → scripted fault → `X-Line-Retry-Key` format
-(400) → JSON body (415/400) → retry key already accepted (409) → OpenAPI schema and LINE's limits
-(400) → recipients (400) → monthly quota (429) → accept: deliver or drop per recipient, count
-billable messages, remember the retry key.
+Order of checks on a send: bearer token (401) → chaos latency → rate limit per endpoint (429,
+when switched on) → scripted fault → chaos fault (5xx, 429) → `X-Line-Retry-Key` format (400) →
+JSON body (415/400) → retry key already accepted (409) → OpenAPI schema and LINE's limits (400) →
+recipients (400) → monthly quota (429) → accept: deliver or drop per recipient, count billable
+messages, remember the retry key, log the accepted request. A chaos `accept_then_drop` then
+drops the response (`app.ResponseDropper` closes the connection without an answer).
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from bot.emulator import ids
-from bot.emulator.context import Emulator, current, line_error
+from bot.emulator import chaos, ids
+from bot.emulator.context import DROP_RESPONSE, Emulator, current, line_error
+from bot.emulator.ratelimits import RATE_LIMITED
 from bot.emulator.store import AcceptedRetryKey, Fault, SimUser, Via, iso
 from bot.emulator.validation import ErrorDetail, validate_request
 
@@ -54,6 +57,8 @@ class BodyError(Exception):
 def _authenticate_and_inject() -> ResponseReturnValue | None:
     g.line_request_id = ids.request_id()
     g.line_fault = None
+    g.line_chaos = None
+    g.line_drop_response = False
     emu = current()
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -62,17 +67,39 @@ def _authenticate_and_inject() -> ResponseReturnValue | None:
     expected = emu.config.channel_access_token.encode()
     if not hmac.compare_digest(token.strip().encode(), expected):
         return line_error(401, AUTH_FAILED)
+    decision = emu.chaos.decide(request.path)
+    if decision is not None and decision.latency_ms:
+        time.sleep(decision.latency_ms / 1000)
+    route = request.url_rule.rule if request.url_rule is not None else None
+    if route is not None and "<path:" in route:
+        route = None  # the catch-all: each unknown path is its own endpoint
+    elif route is not None:
+        route = route.replace("<", "{").replace(">", "}")
+    if not emu.rate_limits.allow(request.method, request.path, route):
+        return line_error(429, RATE_LIMITED)
     fault = emu.store.take_fault(request.path)
-    if fault is None:
+    if fault is not None:
+        if fault.latency_ms:
+            time.sleep(fault.latency_ms / 1000)
+        if fault.status is not None:
+            if fault.mode == "accept_then_fail":
+                g.line_fault = fault
+                return None
+            return _fault_response(fault)
+    if decision is None or decision.kind is None:
         return None
-    if fault.latency_ms:
-        time.sleep(fault.latency_ms / 1000)
-    if fault.status is None:
+    emu.chaos.record(request.path, decision.kind)
+    g.line_chaos = decision.kind
+    if decision.kind == "accept_then_drop":
+        g.line_drop_response = True
         return None
-    if fault.mode == "accept_then_fail":
-        g.line_fault = fault
-        return None
-    return _fault_response(fault)
+    response = jsonify(
+        {"message": chaos.TOO_MANY_REQUESTS if decision.kind == "429" else chaos.INTERNAL_ERROR}
+    )
+    response.status_code = 429 if decision.kind == "429" else decision.settings.status_5xx
+    if decision.kind == "429" and decision.settings.retry_after is not None:
+        response.headers["Retry-After"] = str(decision.settings.retry_after)
+    return response
 
 
 def _fault_response(fault: Fault) -> Response:
@@ -96,6 +123,12 @@ def _finish(response: Response) -> Response:
         response = _fault_response(fault)
     request_id = g.get("line_request_id") or ids.request_id()
     response.headers["x-line-request-id"] = request_id
+    extra: dict[str, Any] = {}
+    if g.get("line_chaos"):
+        extra["chaos"] = g.line_chaos
+    if g.get("line_drop_response"):
+        extra["response_dropped"] = True
+        request.environ[DROP_RESPONSE] = True
     emu.store.log_request(
         {
             "at": iso(emu.config.clock.now()),
@@ -108,6 +141,7 @@ def _finish(response: Response) -> Response:
             "accepted_request_id": response.headers.get("x-line-accepted-request-id"),
             "body": _logged_body(),
             "response": response.get_json(silent=True),
+            **extra,
         }
     )
     return response
@@ -224,6 +258,32 @@ def _would_deliver(emu: Emulator, user_id: str) -> bool:
     return drop_reason(emu.store.get_user(user_id), "push") is None
 
 
+def _record_accepted(
+    emu: Emulator,
+    via: Via,
+    key: str | None,
+    recipients: list[str],
+    messages: list[dict[str, Any]],
+) -> None:
+    """Log the accepted send, with what its client will be answered (None: dropped)."""
+    fault: Fault | None = g.get("line_fault")
+    status: int | None = 200
+    if g.get("line_drop_response"):
+        status = None
+    elif fault is not None:
+        status = fault.status
+    emu.store.record_accepted(
+        request_id=g.line_request_id,
+        path=request.path,
+        via=via,
+        retry_key=key,
+        recipients=recipients,
+        messages=messages,
+        now=emu.config.clock.now(),
+        response_status=status,
+    )
+
+
 def _over_quota(emu: Emulator, billable: int) -> bool:
     quota = emu.config.monthly_quota
     if quota is None:
@@ -257,6 +317,7 @@ def reply_message() -> ResponseReturnValue:
     messages: list[dict[str, Any]] = body["messages"]
     sent = _sent_messages(messages)
     _route(emu, token.user_id or "", "reply", messages, sent)
+    _record_accepted(emu, "reply", None, [token.user_id] if token.user_id else [], messages)
     return jsonify({"sentMessages": sent})
 
 
@@ -292,6 +353,7 @@ def push_message() -> ResponseReturnValue:
             emu.store.accept_retry_key(
                 AcceptedRetryKey(key, g.line_request_id, emu.config.clock.now(), request.path, sent)
             )
+        _record_accepted(emu, "push", key, [to], messages)
     return jsonify({"sentMessages": sent})
 
 
@@ -328,6 +390,7 @@ def multicast() -> ResponseReturnValue:
             emu.store.accept_retry_key(
                 AcceptedRetryKey(key, g.line_request_id, emu.config.clock.now(), request.path, None)
             )
+        _record_accepted(emu, "multicast", key, unique, messages)
     return jsonify({})
 
 

@@ -73,7 +73,15 @@ LINE_RATE_LIMITS: dict[str, str] = {
     OTHER: "2000/s",
 }
 
-_UNITS = {"s": 1.0, "sec": 1.0, "second": 1.0, "min": 60.0, "minute": 60.0, "h": 3600.0, "hour": 3600.0}
+_UNITS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+}
 _LIMIT_RE = re.compile(r"^\s*(\d+)\s*/\s*([a-z]+)\s*$")
 _METHODS = {"GET", "POST", "PUT", "DELETE", "PATCH"}
 
@@ -129,7 +137,9 @@ class _Rule:
             return False
         if len(segments) != len(self.segments):
             return False
-        return all(t.startswith("{") or t == s for t, s in zip(self.segments, segments, strict=True))
+        return all(
+            t.startswith("{") or t == s for t, s in zip(self.segments, segments, strict=True)
+        )
 
 
 def _split(path: str) -> tuple[str, ...]:
@@ -144,7 +154,7 @@ def _rule(key: str, limit: Limit | None) -> _Rule:
     if method and method not in _METHODS:
         raise RateLimitError(f"'{key}': unknown HTTP method {method}")
     if not path.startswith("/"):
-        raise RateLimitError(f"'{key}' must be \"METHOD /path\", \"/path\" or \"*\"")
+        raise RateLimitError(f'\'{key}\' must be "METHOD /path", "/path" or "*"')
     return _Rule(key, method or None, _split(path), limit)
 
 
@@ -155,6 +165,27 @@ def parse_limits(table: Mapping[str, Any]) -> dict[str, Limit | None]:
             _rule(key, None)  # validate the key
         out[key] = Limit.parse(value, key)
     return out
+
+
+def settings_from_json(body: Any) -> tuple[bool, dict[str, Any] | None]:
+    """Parse `{"enabled": true, "limits": {...} | null}` (the body of `PUT
+    /_emulator/rate_limits`) into `(enabled, limits)`; raises `RateLimitError`."""
+    if not isinstance(body, dict):
+        raise RateLimitError("the rate-limit settings must be a JSON object")
+    unknown = set(body) - {"enabled", "limits"}
+    if unknown:
+        raise RateLimitError(f"unknown rate-limit setting(s): {', '.join(sorted(unknown))}")
+    enabled = body.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise RateLimitError("'enabled' must be true or false")
+    limits = body.get("limits")
+    if limits is not None:
+        if not isinstance(limits, dict):
+            raise RateLimitError(
+                "'limits' must be an object such as {\"POST /v2/bot/message/push\": 20} or null"
+            )
+        parse_limits(limits)
+    return enabled, limits
 
 
 class _Bucket:
@@ -226,7 +257,9 @@ class RateLimiter:
         with self._lock:
             self._buckets = {}
 
-    def endpoint(self, method: str, path: str, route: str | None = None) -> tuple[str, Limit | None]:
+    def endpoint(
+        self, method: str, path: str, route: str | None = None
+    ) -> tuple[str, Limit | None]:
         """The bucket key and limit of a request. `route` is the matched route's template
         (e.g. `/v2/bot/profile/{user_id}`), so paths with ids share their endpoint's bucket."""
         method = method.upper()

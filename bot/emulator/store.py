@@ -170,6 +170,56 @@ class UserAction:
         }
 
 
+def message_label(message: dict[str, Any]) -> str:
+    """A short, stable name of a message object for counting: the text of a text message,
+    otherwise `type:what` (image URL, sticker ids, altText, title)."""
+    kind = str(message.get("type", "?"))
+    if kind in ("text", "textV2"):
+        return str(message.get("text", ""))
+    if kind in ("image", "video", "audio"):
+        return f"{kind}:{message.get('originalContentUrl', '')}"
+    if kind == "sticker":
+        return f"sticker:{message.get('packageId', '')}/{message.get('stickerId', '')}"
+    if kind in ("template", "flex", "imagemap"):
+        return f"{kind}:{message.get('altText', '')}"
+    if kind == "location":
+        return f"location:{message.get('title', '')}"
+    return kind
+
+
+@dataclass
+class AcceptedRequest:
+    """A send LINE accepted (reply, push, multicast), whatever became of its response.
+
+    `response_status` is what the client was answered: 200, a scripted `accept_then_fail`
+    status, or None when chaos dropped the response (`accept_then_drop`)."""
+
+    seq: int
+    request_id: str
+    path: str
+    via: Via
+    retry_key: str | None
+    recipients: list[str]
+    messages: list[dict[str, Any]]
+    at: datetime
+    response_status: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "request_id": self.request_id,
+            "path": self.path,
+            "via": self.via,
+            "retry_key": self.retry_key,
+            "recipients": list(self.recipients),
+            "texts": [message_label(m) for m in self.messages],
+            "messages": copy.deepcopy(self.messages),
+            "at": iso(self.at),
+            "response_status": self.response_status,
+            "response_dropped": self.response_status is None,
+        }
+
+
 @dataclass
 class Billable:
     user_id: str
@@ -222,6 +272,12 @@ class State:
     events: dict[str, dict[str, Any]] = field(default_factory=dict)
     faults: list[Fault] = field(default_factory=list)
     actions: list[UserAction] = field(default_factory=list)
+    accepted: list[AcceptedRequest] = field(default_factory=list)
+    # Running counts (kept as sends happen, so reading them never scans the logs).
+    accepted_by_path: Counter[str] = field(default_factory=Counter)
+    accepted_by_user: dict[str, Counter[str]] = field(default_factory=dict)
+    delivered_by_user: Counter[str] = field(default_factory=Counter)
+    delivery_counts: dict[Via, dict[str, Counter[str]]] = field(default_factory=dict)
 
 
 class EmulatorStore:
@@ -383,6 +439,9 @@ class EmulatorStore:
                 )
                 self._state.deliveries.append(delivery)
                 out.append(delivery)
+            self._state.delivered_by_user[user_id] += len(out)
+            by_user = self._state.delivery_counts.setdefault(via, {})
+            by_user.setdefault(user_id, Counter()).update(message_label(m) for m in messages)
             if via != "reply":
                 self._state.billable.append(Billable(user_id, via, now, request_id))
             return out
@@ -419,6 +478,79 @@ class EmulatorStore:
         with self.lock:
             return list(self._state.deliveries)
 
+    # --- accepted sends -------------------------------------------------------------------------
+
+    def record_accepted(
+        self,
+        *,
+        request_id: str,
+        path: str,
+        via: Via,
+        retry_key: str | None,
+        recipients: list[str],
+        messages: list[dict[str, Any]],
+        now: datetime,
+        response_status: int | None,
+    ) -> AcceptedRequest:
+        """Log a send LINE accepted (its recipients, delivered or not, each count once)."""
+        with self.lock:
+            accepted = AcceptedRequest(
+                next(self._seq),
+                request_id,
+                path,
+                via,
+                retry_key,
+                list(recipients),
+                messages,
+                now,
+                response_status,
+            )
+            self._state.accepted.append(accepted)
+            self._state.accepted_by_path[path] += 1
+            for user_id in dict.fromkeys(recipients):
+                self._state.accepted_by_user.setdefault(user_id, Counter())[path] += 1
+            return accepted
+
+    def accepted(
+        self, path: str | None = None, user_id: str | None = None, since: int = 0
+    ) -> list[AcceptedRequest]:
+        with self.lock:
+            return [
+                a
+                for a in self._state.accepted
+                if a.seq > since
+                and (path is None or a.path == path)
+                and (user_id is None or user_id in a.recipients)
+            ]
+
+    def accepted_counts(
+        self, path: str | None = None, vias: set[str] | None = None
+    ) -> dict[str, dict[str, int]]:
+        """`{user_id: {message label: n}}` over accepted sends (delivered or not)."""
+        with self.lock:
+            out: dict[str, Counter[str]] = {}
+            for a in self._state.accepted:
+                if (path is not None and a.path != path) or (vias and a.via not in vias):
+                    continue
+                labels = [message_label(m) for m in a.messages]
+                for user_id in dict.fromkeys(a.recipients):
+                    out.setdefault(user_id, Counter()).update(labels)
+            return {user_id: dict(counts) for user_id, counts in out.items()}
+
+    def delivery_counts(
+        self, vias: set[str] | None = None, user_id: str | None = None
+    ) -> dict[str, dict[str, int]]:
+        """`{user_id: {message label: n}}`: how many times each message reached each user."""
+        with self.lock:
+            merged: dict[str, Counter[str]] = {}
+            for via, by_user in self._state.delivery_counts.items():
+                if vias and via not in vias:
+                    continue
+                for uid, counts in by_user.items():
+                    if user_id is None or uid == user_id:
+                        merged.setdefault(uid, Counter()).update(counts)
+            return {uid: dict(counts) for uid, counts in merged.items()}
+
     def usage_in_month(self, now: datetime, timezone: str) -> int:
         """Billable messages counted in the calendar month of `now` (in `timezone`)."""
         zone = ZoneInfo(timezone)
@@ -428,14 +560,15 @@ class EmulatorStore:
                 1 for b in self._state.billable if b.at.astimezone(zone).strftime("%Y-%m") == month
             )
 
-    def stats(self) -> dict[str, Any]:
-        """Billable counts (one per recipient per push/multicast request; replies are free)."""
+    def stats(self, per_user: bool = True) -> dict[str, Any]:
+        """Billable counts (one per recipient per push/multicast request; replies are free),
+        deliveries, accepted sends; per user too unless `per_user` is False."""
         with self.lock:
             billable_by_user = Counter(b.user_id for b in self._state.billable)
             billable_by_via = Counter(b.via for b in self._state.billable)
             delivered_by_via = Counter(d.via for d in self._state.deliveries)
             dropped_by_reason = Counter(d.reason for d in self._state.dropped)
-            return {
+            out: dict[str, Any] = {
                 "billable_total": len(self._state.billable),
                 "billable_by_user": dict(billable_by_user),
                 "billable_by_via": {"push": 0, "multicast": 0, **billable_by_via},
@@ -450,7 +583,29 @@ class EmulatorStore:
                 "dropped_by_reason": dict(dropped_by_reason),
                 "api_requests_total": len(self._state.requests),
                 "webhooks_total": len(self._state.webhooks),
+                "accepted_requests_total": len(self._state.accepted),
+                "accepted_requests_by_endpoint": dict(self._state.accepted_by_path),
+                "responses_dropped_total": sum(
+                    1 for a in self._state.accepted if a.response_status is None
+                ),
             }
+            if not per_user:
+                del out["billable_by_user"]
+                return out
+            users = (
+                set(billable_by_user)
+                | set(self._state.delivered_by_user)
+                | set(self._state.accepted_by_user)
+            )
+            out["users"] = {
+                user_id: {
+                    "billable": billable_by_user.get(user_id, 0),
+                    "delivered_messages": self._state.delivered_by_user.get(user_id, 0),
+                    "accepted_requests": dict(self._state.accepted_by_user.get(user_id, {})),
+                }
+                for user_id in sorted(users)
+            }
+            return out
 
     # --- what users did (the simulator's timeline) ------------------------------------------------
 
