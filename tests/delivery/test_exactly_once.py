@@ -1,0 +1,156 @@
+"""Every planned send accepted by LINE exactly once, while the emulator injects 5xx, 429 and
+accepted-then-dropped responses and the worker process is killed with SIGKILL at random."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from bot.clock import SystemClock
+from bot.delivery.outbox import queue_for_friend
+from bot.emulator.app import create_emulator_app
+from bot.emulator.config import EmulatorConfig
+from bot.http_server import ServerThread
+from storage.db import Database
+from storage.models import Friend, OutboxMessage
+from tests.bot.conftest import TEST_FLOWS
+from tests.support import SECRET, TOKEN
+
+STEPLINE = str(Path(sys.executable).parent / "stepline")
+FRIENDS = 40
+STEPS = 5
+
+
+def plan(db: Database, users: list[str]) -> None:
+    """FRIENDS × STEPS pushes, due now, each with its retry key fixed before any attempt."""
+    now = datetime.now(UTC)
+    with db.write() as session:
+        for user_id in users:
+            friend = Friend(
+                line_user_id=user_id,
+                display_name="",
+                status="following",
+                followed_at=now,
+                created_at=now,
+            )
+            session.add(friend)
+            session.flush()
+            for step in range(STEPS):
+                queue_for_friend(
+                    session,
+                    friend,
+                    [{"type": "text", "text": f"step{step}"}],
+                    reply_token=None,
+                    cause=f"test:{user_id}:{step}",
+                    now=now,
+                )
+
+
+def unfinished(db: Database) -> int:
+    with db.read() as session:
+        return int(
+            session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(OutboxMessage.status.in_(("pending", "sending")))
+            )
+            or 0
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_every_planned_send_accepted_exactly_once_through_faults_and_sigkill(
+    db: Database,
+) -> None:
+    workers_at_once = 1 if db.is_sqlite else 2
+    emulator = ServerThread(
+        create_emulator_app(
+            EmulatorConfig(channel_secret=SECRET, channel_access_token=TOKEN, clock=SystemClock())
+        )
+    ).start()
+    base = f"{emulator.url}/_emulator"
+    try:
+        users = []
+        for i in range(FRIENDS):
+            user = requests.post(f"{base}/users", json={"name": f"u{i}"}, timeout=10).json()
+            # Friends of the account at LINE; no webhook target, so follow is just state.
+            requests.post(f"{base}/users/{user['user_id']}/follow", timeout=10)
+            users.append(user["user_id"])
+        plan(db, users)
+        requests.put(
+            f"{base}/chaos",
+            json={
+                "rates": {"5xx": 0.05, "accept_then_drop": 0.05, "429": 0.02},
+                "retry_after": 1,
+                # Slow enough that the workers are killed in the middle of the work.
+                "latency_ms": {"min": 10, "max": 60},
+                "paths": ["/v2/bot/message/push"],
+                "seed": 7,
+            },
+            timeout=10,
+        ).raise_for_status()
+        env = dict(
+            os.environ,
+            DATABASE_URL=db.url,
+            LINE_CHANNEL_SECRET=SECRET,
+            LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
+            LINE_API_BASE_URL=emulator.url,
+            STEPLINE_FLOWS=str(TEST_FLOWS),
+            STEPLINE_OUTBOX_LEASE_SECONDS="2",
+            STEPLINE_RETRY_BASE_SECONDS="0.2",
+            STEPLINE_RETRY_CAP_SECONDS="1",
+            STEPLINE_LINE_TIMEOUT="2",
+            STEPLINE_LOG_LEVEL="WARNING",
+        )
+        command = [STEPLINE, "worker", "--tick", "0.2", "--threads", "2", "--batch", "10"]
+        rng = random.Random(11)
+        kills = 0
+        deadline = time.monotonic() + 240
+        running: list[subprocess.Popen[bytes]] = []
+        while unfinished(db) and time.monotonic() < deadline:
+            while len(running) < workers_at_once:
+                running.append(
+                    subprocess.Popen(
+                        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                    )
+                )
+            # A worker needs ~1.5 s to import and load the flows; kill it at random moments
+            # after that, mid-claim, mid-send or mid-record.
+            time.sleep(rng.uniform(1.5, 3.0))
+            victim = running.pop(rng.randrange(len(running)))
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            kills += 1
+        for proc in running:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert unfinished(db) == 0, "the workers did not finish in time"
+        assert kills >= 3
+
+        chaos = requests.get(f"{base}/chaos", timeout=10).json()
+        delivered = requests.get(
+            f"{base}/deliveries/counts", params={"via": "push,multicast"}, timeout=10
+        ).json()
+        expected = {f"step{s}": 1 for s in range(STEPS)}
+        wrong = {u: delivered.get(u) for u in users if delivered.get(u) != expected}
+        assert not wrong, f"not exactly once: {wrong}"
+        with db.read() as session:
+            statuses = Counter(session.scalars(select(OutboxMessage.status)))
+        assert statuses == {"sent": FRIENDS * STEPS}
+        # The faults really happened.
+        injected = chaos["counters"]["injected_total"]
+        assert injected.get("5xx", 0) and injected.get("accept_then_drop", 0), chaos
+    finally:
+        emulator.stop()
