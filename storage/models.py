@@ -209,3 +209,20 @@ class OutboxMessage(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+
+
+class OutsideEvent(Base):
+    """An event reported by an outside system (`POST /api/v1/events`), once by its `id`.
+
+    Written in the same transaction as what the event did, so a retry of the same id is
+    answered as a duplicate and has no second effect."""
+
+    __tablename__ = "outside_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    friend_id: Mapped[int | None] = mapped_column(ForeignKey("friends.id", ondelete="SET NULL"))
+    properties: Mapped[Any] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # done | skipped
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from bot.api.errors import ApiError
+from bot.api.events import post_event
 from bot.api.friends import friend_json, get_friend, list_friends, patch_friend
 from bot.runtime import Runtime
 
@@ -58,6 +59,11 @@ def friends() -> Any:
 @blueprint.patch("/friends/<line_user_id>")
 def change_friend(line_user_id: str) -> Any:
     return jsonify(patch_friend(runtime(), line_user_id, json_body()))
+
+
+@blueprint.post("/events")
+def outside_event() -> Any:
+    return jsonify(post_event(runtime(), json_body()))
 
 
 @blueprint.post("/flows/reload")

@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.catalogue.models import FieldDef, FlowDoc, KeywordRule, LinkDef
+from bot.catalogue.models import EventDoc, FieldDef, FlowDoc, KeywordRule, LinkDef
 
 
 @dataclass(frozen=True, order=True)
@@ -51,6 +51,7 @@ class Catalogue:
     flow_sources: dict[str, FlowSource] = field(default_factory=dict)
     keywords: list[KeywordRule] = field(default_factory=list)
     links: dict[str, LinkDef] = field(default_factory=dict)
+    events: dict[str, EventDoc] = field(default_factory=dict)
     folder: Path | None = None
 
     def flow_hash(self, name: str) -> str:

@@ -40,15 +40,16 @@ def _count(number: int, word: str) -> str:
 
 
 def summary(catalogue: Catalogue) -> str:
-    return "ok: " + ", ".join(
-        [
-            _count(len(catalogue.flows), "flow"),
-            _count(len(catalogue.tags), "tag"),
-            _count(len(catalogue.fields), "field"),
-            _count(len(catalogue.keywords), "keyword"),
-            _count(len(catalogue.links), "link"),
-        ]
-    )
+    parts = [
+        _count(len(catalogue.flows), "flow"),
+        _count(len(catalogue.tags), "tag"),
+        _count(len(catalogue.fields), "field"),
+        _count(len(catalogue.keywords), "keyword"),
+        _count(len(catalogue.links), "link"),
+    ]
+    if catalogue.events:
+        parts.append(_count(len(catalogue.events), "event"))
+    return "ok: " + ", ".join(parts)
 
 
 @click.command("check")

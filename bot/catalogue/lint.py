@@ -34,6 +34,8 @@ from bot.catalogue.models import (
     ClickedCondition,
     Condition,
     ConfirmMessageDef,
+    EventDoc,
+    EventTrigger,
     FieldCondition,
     FieldDef,
     FieldsDoc,
@@ -230,6 +232,7 @@ class Linter:
         self.broken_fields = broken.get("fields", set())
         self.broken_flows = broken.get("flow", set())
         self.broken_links = broken.get("links", set())
+        self.broken_events = broken.get("event", set())
         # keyword/postback → (document, path, flow) of the first flow it starts
         self.keyword_starts: dict[str, tuple[Document, list[PathItem], str]] = {}
         self.postback_starts: dict[str, tuple[Document, list[PathItem], str]] = {}
@@ -250,6 +253,8 @@ class Linter:
             elif isinstance(model, LinksDoc):
                 for name, link in model.links.items():
                     self.actions(loc, ["links", name, "on_click"], link.on_click)
+            elif isinstance(model, EventDoc):
+                self.event_doc(loc, model)
         self.keywords()
         return self.problems
 
@@ -278,6 +283,16 @@ class Linter:
         if name not in self.catalogue.links and name not in self.broken_links:
             hint = suggest(name, sorted(self.catalogue.links))
             self.report(loc, path, f"unknown link '{name}'{hint or ' (define it in a links list)'}")
+
+    def event_named(self, loc: Locator, path: Path_, name: str) -> None:
+        """Any event name may start a flow (an outside system may report events that have no
+        `event:` document); but one that is a near miss of a defined event is a typo."""
+        known = set(self.catalogue.events) | self.broken_events
+        if name in known:
+            return
+        hint = suggest(name, sorted(known))
+        if hint:
+            self.report(loc, path, f"event '{name}' has no event document{hint}")
 
     def not_yet(self, loc: Locator, path: Path_, what: str, name: str) -> None:
         plural = {"sequence": "sequences", "rich menu": "rich menus"}[what]
@@ -602,6 +617,8 @@ class Linter:
             self.field(loc, [*path, "field_set"], trigger.field_set)
         elif isinstance(trigger, FlowCompletedTrigger):
             self.flow_named(loc, [*path, "flow_completed"], trigger.flow_completed)
+        elif isinstance(trigger, EventTrigger):
+            self.event_named(loc, [*path, "event"], trigger.event)
         elif isinstance(trigger, KeywordTrigger):
             self.once(
                 self.keyword_starts,
@@ -666,6 +683,11 @@ class Linter:
                 problem = value_problem(definition, definition.default)
                 if problem is not None:
                     self.report(loc, [*path, "default"], f"field '{name}': default {problem}")
+
+    def event_doc(self, loc: Locator, event: EventDoc) -> None:
+        if event.when is not None:
+            self.condition(loc, ["when"], event.when)
+        self.actions(loc, ["do"], event.do)
 
     def flow(self, doc: Document, loc: Locator, flow: FlowDoc) -> None:
         for index, trigger in enumerate(flow.start_on):

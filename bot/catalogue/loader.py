@@ -22,6 +22,7 @@ from bot.catalogue.catalogue import Catalogue, CatalogueError, FlowSource, Probl
 from bot.catalogue.explain import explain, show_value, suggest
 from bot.catalogue.models import (
     DOCUMENT_KINDS,
+    EventDoc,
     FieldDef,
     FieldsDoc,
     FlowDoc,
@@ -35,7 +36,7 @@ from bot.catalogue.source import Document, Locator, key_mark, mark_of, place, pl
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # Document kinds the YAML contract names but later issues will build.
-PLANNED_KINDS = ("sequence", "broadcast", "rich_menu", "event", "segment")
+PLANNED_KINDS = ("sequence", "broadcast", "rich_menu", "segment")
 KINDS_TEXT = ", ".join(DOCUMENT_KINDS)
 # Kinds that are collections rather than named things: one document may hold several of them.
 LIST_KINDS = ("fields", "tags", "keywords", "links")
@@ -194,7 +195,7 @@ class Parsed:
 
 def _broken_names(kind: str, value: Any) -> set[str]:
     """The names a document that failed validation would define."""
-    if kind == "flow":
+    if kind in ("flow", "event"):
         return {value} if isinstance(value, str) else set()
     if kind in ("fields", "links") and isinstance(value, dict):
         return {k for k in value if isinstance(k, str)}
@@ -341,6 +342,8 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
     keywords: list[KeywordRule] = []
     links: dict[str, LinkDef] = {}
     link_home: dict[str, Document] = {}
+    events: dict[str, EventDoc] = {}
+    event_home: dict[str, Document] = {}
     for doc in documents:
         model = doc.model
         loc = doc.locator
@@ -371,6 +374,16 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
             flows[name] = model
             flow_home[name] = doc
             flow_sources[name] = FlowSource(doc.text, doc.file, doc.line)
+        elif isinstance(model, EventDoc):
+            name = model.event
+            if name in events:
+                first = place(event_home[name], ["event"], doc.file)
+                problems.append(
+                    loc.problem(["event"], f"event '{name}' is already defined at {first}")
+                )
+                continue
+            events[name] = model
+            event_home[name] = doc
         elif isinstance(model, KeywordsDoc):
             keywords.extend(model.keywords)
         elif isinstance(model, LinksDoc):
@@ -394,6 +407,7 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
         flow_sources=flow_sources,
         keywords=keywords,
         links=links,
+        events=events,
         folder=folder,
     )
     return catalogue, problems

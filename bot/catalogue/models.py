@@ -689,13 +689,26 @@ class LinksDoc(Model):
     links: dict[Name, LinkDef]
 
 
+class EventDoc(Model):
+    """What happens when an outside system reports an event (`POST /api/v1/events`).
+
+    `when` is checked against the friend; if it holds, `do` runs with the event's
+    properties as `event.*` in templates (trigger and recommendation messages)."""
+
+    event: Name
+    description: str | None = None
+    when: Condition | None = None
+    do: list[Action] = Field(min_length=1)
+
+
 DOCUMENT_KINDS: dict[str, type[Model]] = {
     "fields": FieldsDoc,
     "tags": TagsDoc,
     "flow": FlowDoc,
     "keywords": KeywordsDoc,
     "links": LinksDoc,
+    "event": EventDoc,
 }
 
-for _model in (AllCondition, AnyCondition, NotCondition, NextRule, Step, FlowDoc):
+for _model in (AllCondition, AnyCondition, NotCondition, NextRule, Step, FlowDoc, EventDoc):
     _model.model_rebuild()

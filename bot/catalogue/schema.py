@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from bot.catalogue.models import DOCUMENT_KINDS, FlowDoc
+from bot.catalogue.models import DOCUMENT_KINDS, EventDoc, FlowDoc
 
 SCHEMA_PATH = Path(__file__).with_name("stepline.schema.json")
 SCHEMA_ID = "https://github.com/stepline/stepline/bot/catalogue/stepline.schema.json"
@@ -43,6 +43,12 @@ PROPERTY_DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("FlowDoc", "steps"): "The questions, asked in order unless `next` says otherwise.",
     ("FlowDoc", "on_complete"): "Actions run when the flow reaches its end.",
     ("FlowDoc", "on_timeout"): "Actions run when the flow times out.",
+    ("EventDoc", "event"): "The event's name, as outside systems report it"
+    " (POST /api/v1/events); flows may start on it with `{event: NAME}`.",
+    ("EventDoc", "when"): "The actions run only when this condition holds; else the event is"
+    " recorded as skipped.",
+    ("EventDoc", "do"): "Actions run for the friend; templates see the event's properties as"
+    " `event.*`.",
     ("Step", "ask"): "The step's name (unique in the flow; `end` is reserved).",
     ("Step", "text"): "The question (a template: `{{ friend.name }}`).",
     ("Step", "messages"): "Messages sent before the question.",
@@ -84,14 +90,15 @@ def build_schema() -> dict[str, Any]:
     _allow_single_message(defs)
     _describe(defs)
     flow_ref = refs[(FlowDoc, "validation")]["$ref"]
+    event_ref = refs[(EventDoc, "validation")]["$ref"]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "stepline catalogue document",
-        "description": "One YAML document of a stepline catalogue: a flow (`flow: name`) or"
-        " declarations (`fields`, `tags`, `keywords`, `links`). Generated from"
+        "description": "One YAML document of a stepline catalogue: a flow (`flow: name`), an"
+        " outside event (`event: name`) or declarations (`fields`, `tags`, `keywords`, `links`). Generated from"
         " bot/catalogue/models.py by `stepline schema --write`; do not edit.",
-        "anyOf": [{"$ref": flow_ref}, {"$ref": "#/$defs/Lists"}],
+        "anyOf": [{"$ref": flow_ref}, {"$ref": event_ref}, {"$ref": "#/$defs/Lists"}],
         "$defs": dict(sorted(defs.items())),
     }
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from bot.catalogue.models import (
+    EventTrigger,
     FieldSetTrigger,
     FlowCompletedTrigger,
     FlowDoc,
@@ -16,6 +17,7 @@ from bot.catalogue.models import (
     Trigger,
 )
 from bot.engine.actions import add_tag, run_actions, set_field
+from bot.engine.conditions import evaluate
 from bot.engine.conversation import Answer, ChoicePostback, Conversations
 from bot.engine.fields import normalise
 from bot.engine.turn import MAX_TRIGGER_ROUNDS, Turn
@@ -38,6 +40,8 @@ def trigger_matches(start: Trigger, fired: Trigger) -> bool:
         return start.tag_added == fired.tag_added
     if isinstance(start, FieldSetTrigger) and isinstance(fired, FieldSetTrigger):
         return start.field_set == fired.field_set
+    if isinstance(start, EventTrigger) and isinstance(fired, EventTrigger):
+        return start.event == fired.event
     return False
 
 
@@ -132,6 +136,23 @@ class Dispatcher:
             elif not self._start_first(turn, PostbackTrigger(postback=data)):
                 log.info("%s: postback %r is not ours; ignored", turn.cause, data[:80])
         self.finish(turn)
+
+    def on_outside_event(self, turn: Turn, name: str) -> str:
+        """An event reported by an outside system; `turn.event_values` holds its properties.
+
+        Runs the catalogue's `event:` document (when its `when` holds: "done", else
+        "skipped"), then fires `{event: NAME}` so flows that start on it start (only when
+        the friend is not mid-questionnaire, as for any change)."""
+        status = "done"
+        doc = turn.catalogue.events.get(name)
+        if doc is not None:
+            if doc.when is None or evaluate(doc.when, turn.record):
+                run_actions(turn, doc.do, f"event:{name}")
+            else:
+                status = "skipped"
+        turn.emit(EventTrigger(event=name))
+        self.finish(turn)
+        return status
 
     def apply_changes(
         self,

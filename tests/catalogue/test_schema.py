@@ -47,7 +47,11 @@ def test_committed_schema_is_up_to_date() -> None:
 def test_schema_shape() -> None:
     schema = build_schema()
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert schema["anyOf"] == [{"$ref": "#/$defs/FlowDoc"}, {"$ref": "#/$defs/Lists"}]
+    assert schema["anyOf"] == [
+        {"$ref": "#/$defs/FlowDoc"},
+        {"$ref": "#/$defs/EventDoc"},
+        {"$ref": "#/$defs/Lists"},
+    ]
     assert set(schema["$defs"]["Lists"]["properties"]) == {"fields", "tags", "keywords", "links"}
     step = schema["$defs"]["Step"]
     assert step["description"] == "One question (`ask: id`)."
