@@ -45,10 +45,11 @@ class TokenBucket:
         while True:
             with self._lock:
                 self._refill()
-                if self._tokens >= 1:
-                    self._tokens -= 1
+                # The epsilon absorbs float error: 0.1 s at 10/s may refill to 0.999…
+                if self._tokens >= 1 - 1e-9:
+                    self._tokens = max(0.0, self._tokens - 1)
                     return waited
-                wait = (1 - self._tokens) / self.rate
+                wait = max((1 - self._tokens) / self.rate, 1e-6)
             self._sleep(wait)
             waited += wait
 
