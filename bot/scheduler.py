@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 
 from bot.delivery.worker import DeliveryWorker
 from bot.runtime import Runtime
-from bot.timeouts import expire_due_conversations
+from bot.timeouts import expire_due_conversations, run_due_sequence_steps
 
 log = logging.getLogger(__name__)
 BACKLOG_WITH_PROGRESS = 1000  # show a progress line when a drain starts with this many due
@@ -54,6 +54,12 @@ def sweep(runtime: Runtime) -> None:
     expire_due_conversations(runtime)
 
 
+def run_steps(runtime: Runtime) -> None:
+    """Plan due sequence steps into the outbox (they are sent at once, or by `deliver`)."""
+    while run_due_sequence_steps(runtime):
+        pass
+
+
 def build_scheduler(
     jobs: list[tuple[str, Callable[[], Any], float]],
 ) -> BlockingScheduler:
@@ -79,11 +85,13 @@ def run_worker(
     try:
         if once:
             sweep(runtime)
+            run_steps(runtime)
             deliver(worker, console)
             return
         scheduler = build_scheduler(
             [
                 ("deliver", lambda: deliver(worker, console), tick_seconds),
+                ("steps", lambda: run_steps(runtime), tick_seconds),
                 ("timeouts", lambda: sweep(runtime), sweep_seconds),
             ]
         )

@@ -1,4 +1,4 @@
-"""Abandoning questionnaires whose `timeout` has passed (on_timeout actions run)."""
+"""Time-driven work of the worker: timed-out questionnaires and due sequence steps."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import select
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from bot.turns import FriendNotFound, run_turn
-from storage.models import Conversation, Friend
+from storage.models import Conversation, Friend, SequenceEnrollment
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +47,37 @@ def expire_due_conversations(runtime: Runtime, batch: int = 200) -> int:
     if expired:
         log.info("abandoned %d timed-out questionnaire(s)", expired)
     return expired
+
+
+def run_due_sequence_steps(runtime: Runtime, batch: int = 500) -> int:
+    """Run every sequence step that is due; returns how many steps ran (or were skipped by
+    their `when`). Each runs in its friend's turn: the step's messages are queued as pushes
+    and the enrolment moves on in the same transaction, then the pushes are sent."""
+    now = runtime.clock.now()
+    with runtime.db.read() as session:
+        due = session.execute(
+            select(Friend.line_user_id, SequenceEnrollment.sequence)
+            .join(SequenceEnrollment, SequenceEnrollment.friend_id == Friend.id)
+            .where(SequenceEnrollment.status == "active", SequenceEnrollment.next_due_at <= now)
+            .order_by(SequenceEnrollment.next_due_at)
+            .limit(batch)
+        ).all()
+    ran = 0
+    for line_user_id, sequence in due:
+
+        def step(turn: Turn, name: str = sequence) -> int:
+            sequences = runtime.dispatcher.sequences
+            count = 0
+            # A friend whose worker was down for days gets the steps now due, once each.
+            while sequences.run_due_step(turn, name):
+                count += 1
+            runtime.dispatcher.finish(turn)
+            return count
+
+        try:
+            ran += run_turn(runtime, line_user_id, f"sequence:{sequence}", step)
+        except FriendNotFound:
+            continue
+    if ran:
+        log.info("ran %d sequence step(s)", ran)
+    return ran

@@ -226,3 +226,28 @@ class OutsideEvent(Base):
     properties: Mapped[Any] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(16))  # done | skipped
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SequenceEnrollment(Base):
+    """A friend's place in a step sequence or reminder: which step is next and when.
+
+    The worker claims rows by the indexed `next_due_at`; running a step (writing its outbox
+    row) and moving `next_step` on happen in one transaction, so a step is planned once."""
+
+    __tablename__ = "sequence_enrollments"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    friend_id: Mapped[int] = mapped_column(ForeignKey("friends.id", ondelete="CASCADE"))
+    sequence: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))  # active | completed | stopped
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    anchor_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_step: Mapped[int] = mapped_column(Integer, default=0)
+    next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(String(200), default="")
+
+    __table_args__ = (
+        UniqueConstraint("friend_id", "sequence", name="uq_sequence_enrollments_friend_sequence"),
+        Index("ix_sequence_enrollments_status_due", "status", "next_due_at"),
+    )

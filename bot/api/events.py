@@ -20,7 +20,7 @@ from bot.api.friends import friend_json
 from bot.catalogue import Catalogue
 from bot.catalogue.explain import suggest
 from bot.catalogue.models import NAME_PATTERN, EventTrigger
-from bot.engine.dispatch import trigger_matches
+from bot.engine.triggers import trigger_matches
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from bot.turns import FriendNotFound, run_turn

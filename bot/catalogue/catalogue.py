@@ -6,7 +6,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.catalogue.models import EventDoc, FieldDef, FlowDoc, KeywordRule, LinkDef
+from bot.catalogue.models import EventDoc, FieldDef, FlowDoc, KeywordRule, LinkDef, SequenceDoc
 
 
 @dataclass(frozen=True, order=True)
@@ -52,6 +52,7 @@ class Catalogue:
     keywords: list[KeywordRule] = field(default_factory=list)
     links: dict[str, LinkDef] = field(default_factory=dict)
     events: dict[str, EventDoc] = field(default_factory=dict)
+    sequences: dict[str, SequenceDoc] = field(default_factory=dict)
     folder: Path | None = None
 
     def flow_hash(self, name: str) -> str:

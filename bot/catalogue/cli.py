@@ -49,6 +49,8 @@ def summary(catalogue: Catalogue) -> str:
     ]
     if catalogue.events:
         parts.append(_count(len(catalogue.events), "event"))
+    if catalogue.sequences:
+        parts.append(_count(len(catalogue.sequences), "sequence"))
     return "ok: " + ", ".join(parts)
 
 

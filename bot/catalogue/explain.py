@@ -92,6 +92,8 @@ _SUBJECTS: dict[type[BaseModel], str] = {
     m.Step: "step",
     m.Choice: "choice",
     m.KeywordRule: "keyword",
+    m.SequenceDoc: "sequence",
+    m.SequenceStep: "step",
 }
 _ELEMENTS: dict[str, str] = {
     "condition": "the condition",
@@ -282,7 +284,13 @@ def _enter(spot: Spot, tp: Any, node: Any, key: Any) -> None:
     if not _is_model(base):
         return
     if base in _SUBJECTS:
-        name_key = {"flow": "flow", "step": "ask", "choice": "label", "keyword": "match"}
+        name_key = {
+            "flow": "flow",
+            "step": "ask",
+            "choice": "label",
+            "keyword": "match",
+            "sequence": "sequence",
+        }
         kind = _SUBJECTS[base]
         name = node.get(name_key[kind]) if isinstance(node, dict) else None
         if name is None and kind == "step" and spot.path and isinstance(spot.path[-1], int):

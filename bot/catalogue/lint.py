@@ -20,6 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from bot import messages
 from bot.catalogue.catalogue import Catalogue, Problem
+from bot.catalogue.durations import format_duration
 from bot.catalogue.explain import show_value, suggest
 from bot.catalogue.models import (
     END,
@@ -27,6 +28,7 @@ from bot.catalogue.models import (
     AllCondition,
     AnsweredCondition,
     AnyCondition,
+    BlockedTrigger,
     ButtonAction,
     ButtonsMessageDef,
     CarouselMessageDef,
@@ -42,6 +44,7 @@ from bot.catalogue.models import (
     FieldSetTrigger,
     FlowCompletedTrigger,
     FlowDoc,
+    FollowTrigger,
     IncrementAction,
     InSequenceCondition,
     KeywordRule,
@@ -55,6 +58,8 @@ from bot.catalogue.models import (
     RichMenuAction,
     SayAction,
     SendAction,
+    SequenceDoc,
+    SequenceStep,
     SetAction,
     StartFlowAction,
     StartSequenceAction,
@@ -233,6 +238,7 @@ class Linter:
         self.broken_flows = broken.get("flow", set())
         self.broken_links = broken.get("links", set())
         self.broken_events = broken.get("event", set())
+        self.broken_sequences = broken.get("sequence", set())
         # keyword/postback → (document, path, flow) of the first flow it starts
         self.keyword_starts: dict[str, tuple[Document, list[PathItem], str]] = {}
         self.postback_starts: dict[str, tuple[Document, list[PathItem], str]] = {}
@@ -255,6 +261,8 @@ class Linter:
                     self.actions(loc, ["links", name, "on_click"], link.on_click)
             elif isinstance(model, EventDoc):
                 self.event_doc(loc, model)
+            elif isinstance(model, SequenceDoc):
+                self.sequence_doc(doc, loc, model)
         self.keywords()
         return self.problems
 
@@ -294,8 +302,15 @@ class Linter:
         if hint:
             self.report(loc, path, f"event '{name}' has no event document{hint}")
 
+    def sequence_named(self, loc: Locator, path: Path_, name: str) -> SequenceDoc | None:
+        sequence = self.catalogue.sequences.get(name)
+        if sequence is None and name not in self.broken_sequences:
+            hint = suggest(name, sorted(self.catalogue.sequences))
+            self.report(loc, path, f"unknown sequence '{name}'{hint}")
+        return sequence
+
     def not_yet(self, loc: Locator, path: Path_, what: str, name: str) -> None:
-        plural = {"sequence": "sequences", "rich menu": "rich menus"}[what]
+        plural = {"rich menu": "rich menus"}[what]
         self.report(loc, path, f"{what} '{name}' does not exist: {plural} are not supported yet")
 
     # ------------------------------------------------------------------ values
@@ -375,11 +390,23 @@ class Linter:
 
     # ------------------------------------------------------------------ messages
 
-    def message(self, loc: Locator, path: Path_, message: MessageDef) -> None:
-        """A message object: its templates, LINE's limits, then the SDK's own check."""
+    def message(
+        self,
+        loc: Locator,
+        path: Path_,
+        message: MessageDef,
+        keys: tuple[str, ...] | None = None,
+    ) -> None:
+        """A message object: its templates, LINE's limits, then the SDK's own check.
+
+        `keys`: the message is only those keys of the YAML mapping at `path` (a sequence
+        step's `text` and `quick_replies`)."""
         path = list(path)
         ok = True
-        for sub, text in self._strings(loc.node(path), path):
+        node = loc.node(path)
+        if keys is not None and isinstance(node, dict):
+            node = {key: value for key, value in node.items() if key in keys}
+        for sub, text in self._strings(node, path):
             self.template(loc, sub, text)
         if isinstance(message, TextMessageDef):
             size = messages.utf16_len(message.text)
@@ -527,9 +554,9 @@ class Linter:
         elif isinstance(action, StartFlowAction):
             self.flow_named(loc, [*path, "start_flow"], action.start_flow)
         elif isinstance(action, StartSequenceAction):
-            self.not_yet(loc, [*path, "start_sequence"], "sequence", action.start_sequence)
+            self.sequence_named(loc, [*path, "start_sequence"], action.start_sequence)
         elif isinstance(action, StopSequenceAction):
-            self.not_yet(loc, [*path, "stop_sequence"], "sequence", action.stop_sequence)
+            self.sequence_named(loc, [*path, "stop_sequence"], action.stop_sequence)
         elif isinstance(action, RichMenuAction):
             self.not_yet(loc, [*path, "rich_menu"], "rich menu", action.rich_menu)
 
@@ -545,7 +572,7 @@ class Linter:
         elif isinstance(condition, AnsweredCondition):
             self.answered(loc, [*path, "answered"], condition)
         elif isinstance(condition, InSequenceCondition):
-            self.not_yet(loc, [*path, "in_sequence"], "sequence", condition.in_sequence)
+            self.sequence_named(loc, [*path, "in_sequence"], condition.in_sequence)
         elif isinstance(condition, AllCondition):
             for index, sub in enumerate(condition.all):
                 self.condition(loc, [*path, "all", index], sub)
@@ -688,6 +715,148 @@ class Linter:
         if event.when is not None:
             self.condition(loc, ["when"], event.when)
         self.actions(loc, ["do"], event.do)
+
+    # ------------------------------------------------------------------ sequences
+
+    def sequence_doc(self, doc: Document, loc: Locator, sequence: SequenceDoc) -> None:
+        if sequence.anchor is not None:
+            definition = self.field(loc, ["anchor"], sequence.anchor)
+            if definition is not None and definition.type != "datetime":
+                self.report(
+                    loc,
+                    ["anchor"],
+                    f"the anchor '{sequence.anchor}' is {article(definition.type)} field;"
+                    " a reminder's anchor must be a datetime field",
+                )
+        # A reminder without `start_on` gets `{field_set: <anchor>}` from the model: the anchor
+        # is checked above, so an implied trigger (not in the YAML) is not linted again.
+        if loc.node(["start_on"]) is not None:
+            for index, trigger in enumerate(sequence.start_on):
+                self.sequence_trigger(doc, loc, ["start_on", index], trigger, sequence, True)
+        for index, trigger in enumerate(sequence.stop_on):
+            self.sequence_trigger(doc, loc, ["stop_on", index], trigger, sequence, False)
+        if sequence.quiet_hours is not None:
+            start, end = sequence.quiet_hours
+            if start == end:
+                self.report(
+                    loc,
+                    ["quiet_hours"],
+                    f"quiet hours from {start} to {end} are empty: the start and the end must"
+                    " differ",
+                )
+        previous: SequenceStep | None = None
+        for index, step in enumerate(sequence.steps):
+            path: list[PathItem] = ["steps", index]
+            self.sequence_step(loc, sequence, path, step)
+            if previous is not None:
+                self.step_order(loc, path, index, previous, step)
+            previous = step
+
+    def sequence_trigger(
+        self,
+        doc: Document,
+        loc: Locator,
+        path: list[PathItem],
+        trigger: Trigger,
+        sequence: SequenceDoc,
+        start: bool,
+    ) -> None:
+        kind = trigger.KIND
+        verb, where = ("start", "start_on") if start else ("stop", "stop_on")
+        action = "start_sequence" if start else "stop_sequence"
+        if isinstance(trigger, KeywordTrigger | PostbackTrigger):
+            self.report(
+                loc,
+                [*path, kind],
+                f"'{kind}' in {where}: sequences {verb} on changes, not on messages"
+                f" ({verb} it with `{action}: {sequence.sequence}` in a keyword's or flow's do)",
+                key=True,
+            )
+            return
+        if start and isinstance(trigger, BlockedTrigger):
+            self.report(
+                loc,
+                [*path, kind],
+                "'blocked' in start_on: a friend who blocked the account gets no messages"
+                " (put it in stop_on)",
+                key=True,
+            )
+            return
+        if not start and isinstance(trigger, FollowTrigger):
+            self.report(
+                loc,
+                [*path, kind],
+                "'follow' in stop_on: a sequence cannot stop on a follow (put it in start_on)",
+                key=True,
+            )
+            return
+        self.trigger(doc, loc, path, trigger, sequence.sequence)
+
+    def sequence_step(
+        self, loc: Locator, sequence: SequenceDoc, path: list[PathItem], step: SequenceStep
+    ) -> None:
+        number = int(path[-1]) + 1
+        if sequence.anchor is None and step.before is not None:
+            self.report(
+                loc,
+                [*path, "before"],
+                "reminders without an anchor: 'before' counts back from the datetime field"
+                " named by the sequence's 'anchor' (add 'anchor: <field>', or use 'after')",
+                key=True,
+            )
+        if sequence.anchor is not None and step.after is not None:
+            self.report(
+                loc,
+                [*path, "after"],
+                f"a reminder's steps use 'before' (time before the anchor"
+                f" '{sequence.anchor}'), not 'after'",
+                key=True,
+            )
+        if step.when is not None:
+            self.condition(loc, [*path, "when"], step.when)
+        if step.text is not None:
+            text = TextMessageDef(text=step.text, quick_replies=step.quick_replies)
+            self.message(loc, path, text, keys=("text", "quick_replies"))
+        for index, message in enumerate(step.messages):
+            self.message(loc, [*path, "messages", index], message)
+        extra = 1 if step.text is not None else 0
+        count = extra + len(step.messages)
+        if count > messages.MAX_MESSAGES_PER_REQUEST:
+            self.report(
+                loc,
+                [*path, "messages", messages.MAX_MESSAGES_PER_REQUEST - extra],
+                f"step {number} sends {count} messages; LINE allows at most"
+                f" {messages.MAX_MESSAGES_PER_REQUEST} in one push",
+            )
+        self.actions(loc, [*path, "do"], step.do)
+
+    def step_order(
+        self,
+        loc: Locator,
+        path: list[PathItem],
+        index: int,
+        previous: SequenceStep,
+        step: SequenceStep,
+    ) -> None:
+        """`after` must not decrease from one step to the next, `before` must not increase
+        (equal is allowed; with equal offsets, a later step's `at` must not be earlier)."""
+        if step.after is not None and previous.after is not None:
+            key, earlier = "after", step.after < previous.after
+            same = step.after == previous.after
+        elif step.before is not None and previous.before is not None:
+            key, earlier = "before", step.before > previous.before
+            same = step.before == previous.before
+        else:
+            return  # mixed after/before: reported as a reminder problem
+        if not earlier and same and step.at is not None and previous.at is not None:
+            earlier, key = step.at < previous.at, "at"
+        if earlier:
+            self.report(
+                loc,
+                [*path, key],
+                f"steps out of time order: step {index + 1} ({_timing(step)}) comes before"
+                f" step {index} ({_timing(previous)}); list the steps in the order they are sent",
+            )
 
     def flow(self, doc: Document, loc: Locator, flow: FlowDoc) -> None:
         for index, trigger in enumerate(flow.start_on):
@@ -911,6 +1080,13 @@ def _shadows(first: KeywordRule, later: KeywordRule) -> bool:
     if later.mode == "regex" and first.mode == "regex":
         return a == b
     return False
+
+
+def _timing(step: SequenceStep) -> str:
+    offset = step.after if step.after is not None else step.before
+    word = "after" if step.after is not None else "before"
+    text = f"{word} {format_duration(offset)}" if offset is not None else word
+    return f"{text} at {step.at}" if step.at is not None else text
 
 
 def _too_long(size: int) -> str:

@@ -30,13 +30,14 @@ from bot.catalogue.models import (
     KeywordsDoc,
     LinkDef,
     LinksDoc,
+    SequenceDoc,
     TagsDoc,
 )
 from bot.catalogue.source import Document, Locator, key_mark, mark_of, place, plain
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # Document kinds the YAML contract names but later issues will build.
-PLANNED_KINDS = ("sequence", "broadcast", "rich_menu", "segment")
+PLANNED_KINDS = ("broadcast", "rich_menu", "segment")
 KINDS_TEXT = ", ".join(DOCUMENT_KINDS)
 # Kinds that are collections rather than named things: one document may hold several of them.
 LIST_KINDS = ("fields", "tags", "keywords", "links")
@@ -195,7 +196,7 @@ class Parsed:
 
 def _broken_names(kind: str, value: Any) -> set[str]:
     """The names a document that failed validation would define."""
-    if kind in ("flow", "event"):
+    if kind in ("flow", "event", "sequence"):
         return {value} if isinstance(value, str) else set()
     if kind in ("fields", "links") and isinstance(value, dict):
         return {k for k in value if isinstance(k, str)}
@@ -344,6 +345,8 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
     link_home: dict[str, Document] = {}
     events: dict[str, EventDoc] = {}
     event_home: dict[str, Document] = {}
+    sequences: dict[str, SequenceDoc] = {}
+    sequence_home: dict[str, Document] = {}
     for doc in documents:
         model = doc.model
         loc = doc.locator
@@ -384,6 +387,16 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
                 continue
             events[name] = model
             event_home[name] = doc
+        elif isinstance(model, SequenceDoc):
+            name = model.sequence
+            if name in sequences:
+                first = place(sequence_home[name], ["sequence"], doc.file)
+                problems.append(
+                    loc.problem(["sequence"], f"sequence '{name}' is already defined at {first}")
+                )
+                continue
+            sequences[name] = model
+            sequence_home[name] = doc
         elif isinstance(model, KeywordsDoc):
             keywords.extend(model.keywords)
         elif isinstance(model, LinksDoc):
@@ -408,6 +421,7 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
         keywords=keywords,
         links=links,
         events=events,
+        sequences=sequences,
         folder=folder,
     )
     return catalogue, problems

@@ -11,6 +11,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -19,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import WithJsonSchema
 
 from bot.catalogue.durations import Duration
 
@@ -26,6 +28,21 @@ NAME_PATTERN = r"^[^\s:|/]{1,100}$"  # ids of flows, steps, fields, links: no sp
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 TagName = Annotated[str, Field(min_length=1, max_length=100)]
 Scalar = Union[str, int, float, bool, None]  # noqa: UP007 (kept as typing.Union on purpose)
+CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"  # "HH:MM", 24-hour, account time zone
+_CLOCK = re.compile(CLOCK_PATTERN)
+
+
+def _clock_time(value: str) -> str:
+    if not _CLOCK.match(value):
+        raise ValueError(f"not a clock time: {value!r} (write HH:MM, e.g. 09:00 or 18:30)")
+    return value
+
+
+ClockTime = Annotated[
+    str,
+    AfterValidator(_clock_time),
+    WithJsonSchema({"type": "string", "pattern": CLOCK_PATTERN, "examples": ["10:00", "18:30"]}),
+]
 
 
 class Model(BaseModel):
@@ -701,6 +718,70 @@ class EventDoc(Model):
     do: list[Action] = Field(min_length=1)
 
 
+# --------------------------------------------------------------------------- sequences
+
+
+class SequenceStep(Model):
+    """One message of a sequence, due `after` enrolment or `before` the anchor's datetime."""
+
+    after: Duration | None = None  # since enrolment (plain sequences)
+    before: Duration | None = None  # before the anchor field's datetime (reminders)
+    at: ClockTime | None = None  # "HH:MM" account time: the step goes at that clock time
+    when: Condition | None = None  # evaluated when the step is due; false → step skipped
+    text: str | None = Field(default=None, min_length=1)
+    quick_replies: list[ButtonAction] | None = None  # only with text
+    messages: list[MessageDef] = Field(default_factory=list)
+    do: list[Action] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _valid(self) -> SequenceStep:
+        if self.after is not None and self.before is not None:
+            raise ValueError(
+                "a step has either `after` (since enrolment) or `before` (before the anchor),"
+                " not both"
+            )
+        if self.after is None and self.before is None:
+            raise ValueError(
+                "a step needs `after` (time since enrolment, e.g. 1d) or `before` (time before"
+                " the anchor, e.g. 2h)"
+            )
+        if self.text is None and not self.messages and not self.do:
+            raise ValueError("a step needs `text`, `messages` or `do` (it has nothing to send)")
+        if self.quick_replies is not None and self.text is None:
+            raise ValueError("`quick_replies` go with `text`; this step has no text")
+        return self
+
+
+class SequenceDoc(Model):
+    """Step delivery (ステップ配信); with `anchor`, reminders (リマインダ配信).
+
+    A reminder (with `anchor`) that has no `start_on` starts on `{field_set: <anchor>}`."""
+
+    sequence: Name
+    title: str | None = None
+    description: str | None = None
+    anchor: Name | None = None  # a datetime field → a reminder sequence (steps use `before`)
+    start_on: list[Trigger] = Field(default_factory=list)
+    stop_on: list[Trigger] = Field(default_factory=list)
+    quiet_hours: tuple[ClockTime, ClockTime] | None = None  # due inside → deferred to the end
+    # never: a friend already enrolled (or done) is not enrolled again; always: enrolled anew
+    restart: Literal["never", "always"] = "never"
+    steps: list[SequenceStep] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _implied_start(cls, data: Any) -> Any:
+        """A reminder without `start_on` starts when its anchor field is set."""
+        anchor = data.get("anchor") if isinstance(data, dict) else None
+        if isinstance(anchor, str) and not data.get("start_on"):
+            data = {**data, "start_on": [{"field_set": anchor}]}
+        return data
+
+    @property
+    def is_reminder(self) -> bool:
+        return self.anchor is not None
+
+
 DOCUMENT_KINDS: dict[str, type[Model]] = {
     "fields": FieldsDoc,
     "tags": TagsDoc,
@@ -708,7 +789,18 @@ DOCUMENT_KINDS: dict[str, type[Model]] = {
     "keywords": KeywordsDoc,
     "links": LinksDoc,
     "event": EventDoc,
+    "sequence": SequenceDoc,
 }
 
-for _model in (AllCondition, AnyCondition, NotCondition, NextRule, Step, FlowDoc, EventDoc):
+for _model in (
+    AllCondition,
+    AnyCondition,
+    NotCondition,
+    NextRule,
+    Step,
+    FlowDoc,
+    EventDoc,
+    SequenceStep,
+    SequenceDoc,
+):
     _model.model_rebuild()

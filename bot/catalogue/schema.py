@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from bot.catalogue.models import DOCUMENT_KINDS, EventDoc, FlowDoc
+from bot.catalogue.models import DOCUMENT_KINDS, EventDoc, FlowDoc, SequenceDoc
 
 SCHEMA_PATH = Path(__file__).with_name("stepline.schema.json")
 SCHEMA_ID = "https://github.com/stepline/stepline/bot/catalogue/stepline.schema.json"
@@ -49,6 +49,28 @@ PROPERTY_DESCRIPTIONS: dict[tuple[str, str], str] = {
     " recorded as skipped.",
     ("EventDoc", "do"): "Actions run for the friend; templates see the event's properties as"
     " `event.*`.",
+    ("SequenceDoc", "sequence"): "The sequence's name (used by start_sequence, stop_sequence,"
+    " in_sequence).",
+    ("SequenceDoc", "anchor"): "A datetime field: makes this a reminder sequence whose steps"
+    " use `before`; re-planned when the field changes, stopped when it is cleared. Without"
+    " `start_on`, it starts on `{field_set: <anchor>}`.",
+    ("SequenceDoc", "start_on"): "What enrols a friend: follow, flow_completed, tag_added,"
+    " field_set or event (not keyword/postback).",
+    ("SequenceDoc", "stop_on"): "What ends the friend's enrolment: tag_added, blocked, event,"
+    " flow_completed or field_set.",
+    ("SequenceDoc", "quiet_hours"): '`["21:00", "09:00"]` (account time): a step due inside is'
+    " deferred to the end of the window, not dropped.",
+    ("SequenceDoc", "restart"): "never: a friend already enrolled (or done) is not enrolled"
+    " again; always: enrolled anew, from the first step.",
+    ("SequenceDoc", "steps"): "The messages, in the order they are sent.",
+    ("SequenceStep", "after"): "Time since enrolment (0m, 2h, 1d).",
+    ("SequenceStep", "before"): "Time before the anchor field's datetime (reminders).",
+    ("SequenceStep", "at"): '"HH:MM" account time: the step goes at that clock time.',
+    ("SequenceStep", "when"): "Checked when the step is due; false → this step is skipped.",
+    ("SequenceStep", "text"): "A text message (a template).",
+    ("SequenceStep", "quick_replies"): "Quick replies of the text (at most 13).",
+    ("SequenceStep", "messages"): "Messages sent (after the text, if any).",
+    ("SequenceStep", "do"): "Actions run when the step is sent.",
     ("Step", "ask"): "The step's name (unique in the flow; `end` is reserved).",
     ("Step", "text"): "The question (a template: `{{ friend.name }}`).",
     ("Step", "messages"): "Messages sent before the question.",
@@ -91,14 +113,21 @@ def build_schema() -> dict[str, Any]:
     _describe(defs)
     flow_ref = refs[(FlowDoc, "validation")]["$ref"]
     event_ref = refs[(EventDoc, "validation")]["$ref"]
+    sequence_ref = refs[(SequenceDoc, "validation")]["$ref"]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "stepline catalogue document",
         "description": "One YAML document of a stepline catalogue: a flow (`flow: name`), an"
-        " outside event (`event: name`) or declarations (`fields`, `tags`, `keywords`, `links`). Generated from"
+        " outside event (`event: name`), a step sequence or reminder (`sequence: name`) or"
+        " declarations (`fields`, `tags`, `keywords`, `links`). Generated from"
         " bot/catalogue/models.py by `stepline schema --write`; do not edit.",
-        "anyOf": [{"$ref": flow_ref}, {"$ref": event_ref}, {"$ref": "#/$defs/Lists"}],
+        "anyOf": [
+            {"$ref": flow_ref},
+            {"$ref": event_ref},
+            {"$ref": sequence_ref},
+            {"$ref": "#/$defs/Lists"},
+        ],
         "$defs": dict(sorted(defs.items())),
     }
 

@@ -74,7 +74,9 @@ def run_action(turn: Turn, action: Action, reason: str) -> None:
                 log.warning("%s: increment %s by %r skipped: %s", reason, name, raw, exc)
     elif isinstance(action, ClearAction):
         for name in action.names:
-            record.clear_field(name)
+            if record.clear_field(name):
+                # A cleared field is a change too: a reminder anchored on it stops.
+                turn.emit(FieldSetTrigger(field_set=name))
     elif isinstance(action, SayAction):
         turn.say(action.say)
     elif isinstance(action, SendAction):
@@ -83,9 +85,13 @@ def run_action(turn: Turn, action: Action, reason: str) -> None:
     elif isinstance(action, StartFlowAction):
         # Started once the current step is done, so the friend never gets two questions.
         turn.requested_flow = action.start_flow
-    elif isinstance(action, StartSequenceAction | StopSequenceAction | RichMenuAction):
-        # Sequences and rich menus are later features; `check` rejects these actions, so
-        # only an old stored flow version could reach here.
+    elif isinstance(action, StartSequenceAction):
+        turn.sequence_requests.append(("start", action.start_sequence))
+    elif isinstance(action, StopSequenceAction):
+        turn.sequence_requests.append(("stop", action.stop_sequence))
+    elif isinstance(action, RichMenuAction):
+        # Rich menus are a later feature; `check` rejects this action, so only an old
+        # stored flow version could reach here.
         log.warning("%s: action %s is not supported yet; skipped", reason, action.KIND)
     else:
         raise TypeError(f"unknown action {type(action).__name__}")

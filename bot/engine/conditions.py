@@ -43,10 +43,10 @@ def evaluate(condition: Condition, record: FriendRecord) -> bool:
         if spec.step not in answers:
             return False
         return spec.value is None or answers[spec.step] == spec.value
-    if isinstance(
-        condition, ClickedCondition | InSequenceCondition | RouteCondition | AudienceCondition
-    ):
-        # Link clicks, sequences, routes and audiences are recorded by later features;
+    if isinstance(condition, InSequenceCondition):
+        return record.in_sequence(condition.in_sequence)
+    if isinstance(condition, ClickedCondition | RouteCondition | AudienceCondition):
+        # Link clicks, routes and audiences are recorded by later features;
         # until they exist no friend matches them (check warns about their use).
         return False
     raise TypeError(f"unknown condition {type(condition).__name__}")

@@ -6,50 +6,34 @@ import logging
 from typing import Any
 
 from bot.catalogue.models import (
+    BlockedTrigger,
     EventTrigger,
     FieldSetTrigger,
-    FlowCompletedTrigger,
     FlowDoc,
     FollowTrigger,
     KeywordTrigger,
     PostbackTrigger,
-    TagAddedTrigger,
     Trigger,
 )
 from bot.engine.actions import add_tag, run_actions, set_field
 from bot.engine.conditions import evaluate
 from bot.engine.conversation import Answer, ChoicePostback, Conversations
-from bot.engine.fields import normalise
+from bot.engine.sequences import Sequences
+from bot.engine.triggers import trigger_matches
 from bot.engine.turn import MAX_TRIGGER_ROUNDS, Turn
 from storage.models import Conversation
 
 log = logging.getLogger(__name__)
 
 
-def trigger_matches(start: Trigger, fired: Trigger) -> bool:
-    """Does a flow's `start_on` entry match a trigger that fired?"""
-    if isinstance(start, FollowTrigger) and isinstance(fired, FollowTrigger):
-        return start.follow == "any" or start.follow == fired.follow
-    if isinstance(start, KeywordTrigger) and isinstance(fired, KeywordTrigger):
-        return normalise(start.keyword) == normalise(fired.keyword)
-    if isinstance(start, PostbackTrigger) and isinstance(fired, PostbackTrigger):
-        return start.postback == fired.postback
-    if isinstance(start, FlowCompletedTrigger) and isinstance(fired, FlowCompletedTrigger):
-        return start.flow_completed == fired.flow_completed
-    if isinstance(start, TagAddedTrigger) and isinstance(fired, TagAddedTrigger):
-        return start.tag_added == fired.tag_added
-    if isinstance(start, FieldSetTrigger) and isinstance(fired, FieldSetTrigger):
-        return start.field_set == fired.field_set
-    if isinstance(start, EventTrigger) and isinstance(fired, EventTrigger):
-        return start.event == fired.event
-    return False
-
-
 class Dispatcher:
     """Turns one friend's action into conversation moves, tags, fields and messages."""
 
-    def __init__(self, conversations: Conversations | None = None) -> None:
+    def __init__(
+        self, conversations: Conversations | None = None, sequences: Sequences | None = None
+    ) -> None:
         self.conversations = conversations or Conversations()
+        self.sequences = sequences or Sequences()
 
     # ------------------------------------------------------------------ helpers
 
@@ -79,9 +63,16 @@ class Dispatcher:
         for _ in range(MAX_TRIGGER_ROUNDS):
             fired, turn.triggers = turn.triggers, []
             requested, turn.requested_flow = turn.requested_flow, None
+            sequence_requests, turn.sequence_requests = turn.sequence_requests, []
             if requested is not None:
                 self.conversations.start(turn, requested)
+            for operation, name in sequence_requests:
+                if operation == "start":
+                    self.sequences.enroll(turn, name, turn.cause)
+                else:
+                    self.sequences.stop(turn, name, turn.cause)
             for trigger in fired:
+                self.sequences.on_trigger(turn, trigger)
                 flows = self.flows_started_by(turn, trigger)
                 # A change (tag, field, completion) never cuts into a questionnaire the
                 # friend is answering; only their own action or `start_flow` does.
@@ -89,7 +80,7 @@ class Dispatcher:
                     for flow in flows:
                         if self.conversations.start(turn, flow.flow):
                             break
-            if not turn.triggers and turn.requested_flow is None:
+            if not (turn.triggers or turn.requested_flow or turn.sequence_requests):
                 return
         log.warning(
             "%s: triggers still firing after %d rounds; stopped", turn.cause, MAX_TRIGGER_ROUNDS
@@ -105,6 +96,8 @@ class Dispatcher:
         conv = self.conversations.active(turn.record.session, turn.record.friend.id)
         if conv is not None:
             self.conversations.cancel(turn, conv)
+        turn.emit(BlockedTrigger(blocked=True))
+        self.finish(turn)
 
     def on_text(self, turn: Turn, text: str) -> None:
         conv = self.current(turn)
@@ -168,7 +161,8 @@ class Dispatcher:
             turn.record.remove_tag(name)
         for name, value in fields.items():
             if value is None:
-                turn.record.clear_field(name)
+                if turn.record.clear_field(name):
+                    turn.emit(FieldSetTrigger(field_set=name))
             else:
                 set_field(turn, name, value)
         self.finish(turn)

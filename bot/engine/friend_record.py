@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.catalogue import Catalogue
 from bot.engine import fields as fieldlib
-from storage.models import Answer, FieldValue, Friend, FriendTag, Tag
+from storage.models import Answer, FieldValue, Friend, FriendTag, SequenceEnrollment, Tag
 from storage.upsert import insert_ignore
 
 
@@ -132,6 +132,18 @@ class FriendRecord:
         if default is not None and default.default is not None:
             self.fields[name] = default.default
         return bool(getattr(result, "rowcount", 0))
+
+    # ------------------------------------------------------------------ sequences
+
+    def in_sequence(self, name: str) -> bool:
+        """Is the friend enrolled, and not yet finished, in that sequence?"""
+        row = self.session.scalar(
+            select(SequenceEnrollment.status).where(
+                SequenceEnrollment.friend_id == self.friend.id,
+                SequenceEnrollment.sequence == name,
+            )
+        )
+        return row == "active"
 
     # ------------------------------------------------------------------ answers
 

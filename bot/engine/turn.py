@@ -30,6 +30,8 @@ class Turn:
     outgoing: list[dict[str, Any]] = field(default_factory=list)
     triggers: list[Trigger] = field(default_factory=list)
     requested_flow: str | None = None
+    # ("start" | "stop", sequence name) from `start_sequence` / `stop_sequence` actions
+    sequence_requests: list[tuple[str, str]] = field(default_factory=list)
     event_values: dict[str, Any] = field(default_factory=dict)
 
     @property

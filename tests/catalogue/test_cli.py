@@ -18,7 +18,10 @@ from tests.catalogue.conftest import EXAMPLE, Write
 def test_check_the_example_passes() -> None:
     result = CliRunner().invoke(check_command, ["--flows", str(EXAMPLE)])
     assert result.exit_code == 0, result.output
-    assert result.output == "ok: 2 flows, 11 tags, 7 fields, 4 keywords, 1 link, 2 events\n"
+    assert (
+        result.output
+        == "ok: 2 flows, 13 tags, 7 fields, 4 keywords, 1 link, 2 events, 2 sequences\n"
+    )
 
 
 def test_check_defaults_to_stepline_flows_then_dot_flows(
@@ -60,7 +63,7 @@ def test_check_prints_paths_relative_to_the_current_folder(example: Path, write:
     assert result.exit_code == 1
     assert result.output.splitlines()[0] == (
         "flows/bad.yaml:3:1: unknown document kind 'zzz'; a document starts with one of:"
-        " fields, tags, flow, keywords, links, event"
+        " fields, tags, flow, keywords, links, event, sequence"
     )
 
 

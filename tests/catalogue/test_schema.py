@@ -50,6 +50,7 @@ def test_schema_shape() -> None:
     assert schema["anyOf"] == [
         {"$ref": "#/$defs/FlowDoc"},
         {"$ref": "#/$defs/EventDoc"},
+        {"$ref": "#/$defs/SequenceDoc"},
         {"$ref": "#/$defs/Lists"},
     ]
     assert set(schema["$defs"]["Lists"]["properties"]) == {"fields", "tags", "keywords", "links"}
@@ -77,6 +78,11 @@ def test_example_documents_validate_against_the_committed_schema(path: Path) -> 
         {"fields": {"age": {"type": "string"}}},
         {"tags": ["a"], "sequence": "s"},
         {"keywords": [{"match": "a", "mode": "fuzzy", "reply": "b"}]},
+        {"sequence": "s", "steps": [{"after": "1d", "at": "25:00", "text": "x"}]},
+        {"sequence": "s", "steps": [{"after": "1 day", "text": "x"}]},
+        {"sequence": "s", "quiet_hours": ["21:00"], "steps": [{"after": "1d", "text": "x"}]},
+        {"sequence": "s", "restart": "resume", "steps": [{"after": "1d", "text": "x"}]},
+        {"sequence": "s", "steps": [{"after": "1d", "txt": "x"}]},
     ],
 )
 def test_the_schema_rejects_what_the_models_reject(document: dict[str, Any]) -> None:

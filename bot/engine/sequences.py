@@ -1,0 +1,220 @@
+"""Step sequences (ステップ配信) and reminders: enrolment, planning and running due steps.
+
+A friend's place in a sequence is one `sequence_enrollments` row: the index of the next step
+and when it is due. Planning is pure arithmetic in the account's time zone; running a step
+happens in the friend's turn (row locked), so the step's outbox row and the move to the next
+step are written in one transaction and a step is never planned twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from bot.catalogue.models import (
+    BlockedTrigger,
+    FieldSetTrigger,
+    SequenceDoc,
+    SequenceStep,
+    Trigger,
+)
+from bot.engine import conditions
+from bot.engine.actions import run_actions
+from bot.engine.triggers import trigger_matches
+from bot.engine.turn import Turn
+from storage.models import SequenceEnrollment
+
+log = logging.getLogger(__name__)
+
+
+def _clock(text: str) -> time:
+    hours, minutes = text.split(":")
+    return time(int(hours), int(minutes))
+
+
+def in_quiet_hours(local: datetime, quiet: tuple[str, str]) -> datetime | None:
+    """If `local` falls inside the quiet window, the end of that window; else None."""
+    start, end = _clock(quiet[0]), _clock(quiet[1])
+    moment = local.timetz().replace(tzinfo=None)
+    if start < end:
+        inside = start <= moment < end
+        end_day = local.date()
+    else:  # the window wraps midnight, e.g. 21:00 → 09:00
+        inside = moment >= start or moment < end
+        end_day = local.date() + timedelta(days=1) if moment >= start else local.date()
+    if not inside:
+        return None
+    return datetime.combine(end_day, end, tzinfo=local.tzinfo)
+
+
+def step_due(
+    sequence: SequenceDoc,
+    step: SequenceStep,
+    started_at: datetime,
+    anchor: datetime | None,
+    tz: ZoneInfo,
+) -> datetime | None:
+    """When `step` is due: enrolment + `after`, or the anchor − `before`; `at` sets the clock
+    time on that date (account time); quiet hours defer it to the window's end."""
+    if step.before is not None:
+        if anchor is None:
+            return None
+        base = anchor - step.before
+    else:
+        base = started_at + (step.after or timedelta())
+    local = base.astimezone(tz)
+    if step.at is not None:
+        local = datetime.combine(local.date(), _clock(step.at), tzinfo=tz)
+    if sequence.quiet_hours is not None:
+        deferred = in_quiet_hours(local, sequence.quiet_hours)
+        if deferred is not None:
+            local = deferred
+    return local.astimezone(started_at.tzinfo)
+
+
+def is_reminder(sequence: SequenceDoc) -> bool:
+    return sequence.anchor is not None
+
+
+def starts_on(sequence: SequenceDoc) -> list[Trigger]:
+    """A reminder with no `start_on` starts when its anchor field is set."""
+    if sequence.start_on or sequence.anchor is None:
+        return list(sequence.start_on)
+    return [FieldSetTrigger(field_set=sequence.anchor)]
+
+
+class Sequences:
+    """Enrol, stop, re-plan and run steps, always inside a friend's turn."""
+
+    def enrollment(self, turn: Turn, name: str) -> SequenceEnrollment | None:
+        return turn.record.session.scalars(
+            select(SequenceEnrollment).where(
+                SequenceEnrollment.friend_id == turn.record.friend.id,
+                SequenceEnrollment.sequence == name,
+            )
+        ).first()
+
+    def enroll(self, turn: Turn, name: str, reason: str) -> bool:
+        sequence = turn.catalogue.sequences.get(name)
+        if sequence is None:
+            log.warning("%s: unknown sequence %s", turn.cause, name)
+            return False
+        if turn.record.friend.status == "blocked":
+            return False
+        row = self.enrollment(turn, name)
+        if row is not None and (row.status == "active" or sequence.restart == "never"):
+            return False
+        if row is None:
+            row = SequenceEnrollment(friend_id=turn.record.friend.id, sequence=name)
+            turn.record.session.add(row)
+        row.status, row.started_at, row.updated_at = "active", turn.now, turn.now
+        row.reason = reason[:200]
+        row.anchor_at = self._anchor(turn, sequence)
+        if is_reminder(sequence) and row.anchor_at is None:
+            row.status, row.next_due_at = "stopped", None
+            return False
+        self._plan_from(turn, sequence, row, 0)
+        return True
+
+    def stop(self, turn: Turn, name: str, reason: str) -> bool:
+        row = self.enrollment(turn, name)
+        if row is None or row.status != "active":
+            return False
+        row.status, row.next_due_at, row.updated_at = "stopped", None, turn.now
+        row.reason = reason[:200]
+        return True
+
+    def on_trigger(self, turn: Turn, fired: Trigger) -> None:
+        """Start, stop or re-plan sequences for a trigger the turn fired."""
+        for name, sequence in turn.catalogue.sequences.items():
+            if any(trigger_matches(stop, fired) for stop in sequence.stop_on):
+                self.stop(turn, name, f"stop_on {fired.KIND}")
+            elif (
+                isinstance(fired, FieldSetTrigger)
+                and sequence.anchor == fired.field_set
+                and self._replan(turn, sequence)
+            ):
+                continue
+            elif any(trigger_matches(start, fired) for start in starts_on(sequence)):
+                self.enroll(turn, name, f"start_on {fired.KIND}")
+        if isinstance(fired, BlockedTrigger):
+            for row in turn.record.session.scalars(
+                select(SequenceEnrollment).where(
+                    SequenceEnrollment.friend_id == turn.record.friend.id,
+                    SequenceEnrollment.status == "active",
+                )
+            ):
+                row.status, row.next_due_at, row.reason = "stopped", None, "blocked"
+
+    def run_due_step(self, turn: Turn, name: str) -> bool:
+        """Run the enrolment's next step if it is (still) due; True if one ran or was skipped."""
+        row = self.enrollment(turn, name)
+        sequence = turn.catalogue.sequences.get(name)
+        if row is None or row.status != "active" or row.next_due_at is None:
+            return False
+        if row.next_due_at > turn.now:
+            return False
+        if sequence is None or row.next_step >= len(sequence.steps):
+            row.status, row.next_due_at, row.updated_at = "completed", None, turn.now
+            return False
+        step = sequence.steps[row.next_step]
+        if step.when is None or conditions.evaluate(step.when, turn.record):
+            if step.text is not None:
+                quick = None
+                if step.quick_replies:
+                    from bot.messages import button_action
+
+                    quick = [button_action(a, turn.render) for a in step.quick_replies]
+                turn.say(step.text, quick)
+            for message in step.messages:
+                turn.send(message)
+            run_actions(turn, step.do, f"{name}/{row.next_step}")
+        self._plan_from(turn, sequence, row, row.next_step + 1)
+        return True
+
+    # ------------------------------------------------------------------ planning
+
+    def _anchor(self, turn: Turn, sequence: SequenceDoc) -> datetime | None:
+        if sequence.anchor is None:
+            return None
+        value = turn.record.fields.get(sequence.anchor)
+        return value if isinstance(value, datetime) else None
+
+    def _replan(self, turn: Turn, sequence: SequenceDoc) -> bool:
+        """The anchor field changed: plan the reminder again (cleared → stopped)."""
+        row = self.enrollment(turn, sequence.sequence)
+        if row is None or row.status != "active":
+            return False
+        anchor = self._anchor(turn, sequence)
+        if anchor is None:
+            self.stop(turn, sequence.sequence, "anchor cleared")
+            return True
+        row.anchor_at, row.updated_at = anchor, turn.now
+        self._plan_from(turn, sequence, row, 0)
+        return True
+
+    def _plan_from(
+        self, turn: Turn, sequence: SequenceDoc, row: SequenceEnrollment, index: int
+    ) -> None:
+        """Point the enrolment at the first step from `index` that is still to come.
+
+        Reminder steps whose time has already passed when planned are skipped (a reminder
+        for tomorrow's appointment set today has no "1 week before" step); steps of a plain
+        sequence are never skipped for lateness: after downtime they are sent late, once."""
+        tz = turn.record.tz
+        while index < len(sequence.steps):
+            due = step_due(sequence, sequence.steps[index], row.started_at, row.anchor_at, tz)
+            if due is None or (is_reminder(sequence) and due < turn.now):
+                index += 1
+                continue
+            row.next_step, row.next_due_at, row.updated_at = index, due, turn.now
+            return
+        row.next_step, row.next_due_at, row.status, row.updated_at = (
+            index,
+            None,
+            "completed",
+            turn.now,
+        )
