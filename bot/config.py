@@ -35,6 +35,9 @@ class Settings:
     outbox_lease_seconds: float = 60.0
     retry_base_seconds: float = 2.0
     retry_cap_seconds: float = 300.0
+    # A sequence step found due more than the grace ago (the worker was down): send | skip.
+    late_steps: str = "send"
+    late_steps_grace_seconds: float = 3600.0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -65,11 +68,15 @@ class Settings:
             outbox_lease_seconds=_positive(env, "STEPLINE_OUTBOX_LEASE_SECONDS", 60.0),
             retry_base_seconds=_positive(env, "STEPLINE_RETRY_BASE_SECONDS", 2.0),
             retry_cap_seconds=_positive(env, "STEPLINE_RETRY_CAP_SECONDS", 300.0),
+            late_steps=env.get("STEPLINE_LATE_STEPS", "send"),
+            late_steps_grace_seconds=_positive(env, "STEPLINE_LATE_STEPS_GRACE_SECONDS", 3600.0),
         )
         settings.validate()
         return settings
 
     def validate(self) -> None:
+        if self.late_steps not in ("send", "skip"):
+            raise ConfigError(f"STEPLINE_LATE_STEPS: send or skip, not {self.late_steps!r}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:

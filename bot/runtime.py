@@ -16,6 +16,7 @@ from bot.delivery.line_client import LineClient
 from bot.delivery.sender import RetryPolicy, Sender
 from bot.engine.dispatch import Dispatcher
 from bot.engine.friend_record import TagIds
+from bot.engine.sequences import Sequences
 from bot.engine.templates import Templates
 from bot.metrics import ProcessMetrics
 from storage.db import Database
@@ -105,7 +106,12 @@ class Runtime:
         self.templates = Templates(settings.tz)
         self.metrics = ProcessMetrics()
         self.tag_ids = TagIds()
-        self.dispatcher = Dispatcher()
+        self.dispatcher = Dispatcher(
+            sequences=Sequences(
+                late_policy=settings.late_steps,
+                late_grace=timedelta(seconds=settings.late_steps_grace_seconds),
+            )
+        )
         self.sender = Sender(
             self.db,
             self.line,

@@ -20,7 +20,6 @@ from bot.api.friends import friend_json
 from bot.catalogue import Catalogue
 from bot.catalogue.explain import suggest
 from bot.catalogue.models import NAME_PATTERN, EventTrigger
-from bot.engine.triggers import trigger_matches
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from bot.turns import FriendNotFound, run_turn
@@ -92,7 +91,7 @@ def validate(catalogue: Catalogue, body: dict[str, Any]) -> EventRequest:
         known = sorted({*catalogue.events, *_flow_events(catalogue)})
         hint = suggest(name, known)
         problems.append(
-            f"unknown event name {name!r}{hint}: no event document and no flow starts on it"
+            f"unknown event name {name!r}{hint}: no event document, and no flow or sequence starts (or stops) on it"
         )
     if problems:
         raise ApiError(422, "invalid event; nothing was done", problems)
@@ -106,23 +105,15 @@ def _has_member_field(catalogue: Catalogue) -> bool:
 
 
 def _flow_events(catalogue: Catalogue) -> set[str]:
-    return {
-        start.event
-        for flow in catalogue.flows.values()
-        for start in flow.start_on
-        if isinstance(start, EventTrigger)
-    }
+    """Event names that start flows or start/stop sequences."""
+    triggers = [t for flow in catalogue.flows.values() for t in flow.start_on]
+    for sequence in catalogue.sequences.values():
+        triggers += [*sequence.start_on, *sequence.stop_on]
+    return {t.event for t in triggers if isinstance(t, EventTrigger)}
 
 
 def _known(catalogue: Catalogue, name: str) -> bool:
-    if name in catalogue.events:
-        return True
-    fired = EventTrigger(event=name)
-    return any(
-        trigger_matches(start, fired)
-        for flow in catalogue.flows.values()
-        for start in flow.start_on
-    )
+    return name in catalogue.events or name in _flow_events(catalogue)
 
 
 def _line_user_id(runtime: Runtime, request: EventRequest) -> str:

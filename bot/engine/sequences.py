@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -25,7 +26,8 @@ from bot.engine import conditions
 from bot.engine.actions import run_actions
 from bot.engine.triggers import trigger_matches
 from bot.engine.turn import Turn
-from storage.models import SequenceEnrollment
+from bot.messages import button_action
+from storage.models import OutboxMessage, SequenceEnrollment
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,19 @@ def starts_on(sequence: SequenceDoc) -> list[Trigger]:
 
 
 class Sequences:
-    """Enrol, stop, re-plan and run steps, always inside a friend's turn."""
+    """Enrol, stop, re-plan and run steps, always inside a friend's turn.
+
+    `late_policy` decides what happens to a step found due more than `late_grace` ago (the
+    worker was down): "send" it late (once), or "skip" it with a record — an outbox row in
+    status `skipped` holding the messages it would have sent."""
+
+    def __init__(
+        self, late_policy: str = "send", late_grace: timedelta = timedelta(hours=1)
+    ) -> None:
+        if late_policy not in ("send", "skip"):
+            raise ValueError(f"late policy must be send or skip, not {late_policy!r}")
+        self.late_policy = late_policy
+        self.late_grace = late_grace
 
     def enrollment(self, turn: Turn, name: str) -> SequenceEnrollment | None:
         return turn.record.session.scalars(
@@ -161,19 +175,46 @@ class Sequences:
             row.status, row.next_due_at, row.updated_at = "completed", None, turn.now
             return False
         step = sequence.steps[row.next_step]
+        late = turn.now - row.next_due_at
         if step.when is None or conditions.evaluate(step.when, turn.record):
+            first = len(turn.outgoing)
             if step.text is not None:
                 quick = None
                 if step.quick_replies:
-                    from bot.messages import button_action
-
                     quick = [button_action(a, turn.render) for a in step.quick_replies]
                 turn.say(step.text, quick)
             for message in step.messages:
                 turn.send(message)
-            run_actions(turn, step.do, f"{name}/{row.next_step}")
+            if self.late_policy == "skip" and late > self.late_grace:
+                self._record_skipped(turn, name, row.next_step, turn.outgoing[first:], late)
+                del turn.outgoing[first:]
+            else:
+                run_actions(turn, step.do, f"{name}/{row.next_step}")
         self._plan_from(turn, sequence, row, row.next_step + 1)
         return True
+
+    def _record_skipped(
+        self, turn: Turn, name: str, index: int, messages: list[dict[str, Any]], late: timedelta
+    ) -> None:
+        friend = turn.record.friend
+        log.warning(
+            "%s: step %s/%d is late by %s; skipped (policy skip)", turn.cause, name, index, late
+        )
+        turn.record.session.add(
+            OutboxMessage(
+                kind="push",
+                friend_id=friend.id,
+                recipients=[friend.line_user_id],
+                messages=messages,
+                retry_key=None,
+                cause=f"sequence:{name}/{index}"[:200],
+                status="skipped",
+                attempts=0,
+                due_at=turn.now - late,
+                created_at=turn.now,
+                error=f"late by {late}; skipped by the late-step policy",
+            )
+        )
 
     # ------------------------------------------------------------------ planning
 

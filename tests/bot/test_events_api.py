@@ -205,8 +205,8 @@ def test_bad_payloads_list_every_problem_and_change_nothing(stack: Stack) -> Non
     typo = post(stack, {"user_id": user.user_id, "name": "price_dorp", "id": "t1"})
     assert typo.status_code == 422
     assert typo.json()["details"] == [
-        "unknown event name 'price_dorp' (did you mean 'price_drop'?): no event document and"
-        " no flow starts on it"
+        "unknown event name 'price_dorp' (did you mean 'price_drop'?): no event document, and"
+        " no flow or sequence starts (or stops) on it"
     ]
     not_json = stack.api("POST", "/events", data="nope", headers={"Content-Type": "text/plain"})
     assert not_json.status_code == 422

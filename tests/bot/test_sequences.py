@@ -181,3 +181,54 @@ def test_after_downtime_due_steps_are_sent_once_each(stack: Stack) -> None:
     ]
     assert run_due_sequence_steps(stack.runtime) == 0
     assert pushed(user) == []
+
+
+def test_late_step_policy_skip_keeps_a_record(make_stack: StackFactory, tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    shutil.copytree(TEST_FLOWS, flows)
+    (flows / "sequences.yaml").write_text(SEQUENCES, encoding="utf-8")
+    stack = make_stack(flows, late_steps="skip", late_steps_grace_seconds=3600.0)
+    user = stack.user("花子")
+    complete_welcome(user)
+    move_to(stack, datetime(2026, 12, 5, 12, 0, tzinfo=TOKYO))  # every step is days late
+    assert run_due_sequence_steps(stack.runtime) == 4
+    assert pushed(user) == []
+    from sqlalchemy import select
+
+    from storage.models import OutboxMessage
+
+    with stack.db.read() as session:
+        skipped = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.status == "skipped")
+            .order_by(OutboxMessage.id)
+        ).all()
+    assert [row.messages[0]["text"] for row in skipped] == [
+        "ご登録ありがとうございます",
+        "腰痛ケアコースのご案内です",
+        "夜の案内",
+        "花子さんに限定クーポン",
+    ]
+    assert all("late by" in (row.error or "") for row in skipped)
+
+
+def test_outside_event_starts_a_sequence(make_stack: StackFactory, tmp_path: Path) -> None:
+    flows = tmp_path / "flows"
+    shutil.copytree(TEST_FLOWS, flows)
+    (flows / "sequences.yaml").write_text(
+        SEQUENCES
+        + "---\nsequence: after_visit\nstart_on: [{event: visit_done}]\n"
+        + 'steps:\n  - {after: 1d, at: "11:00", text: ご来店ありがとうございました}\n',
+        encoding="utf-8",
+    )
+    stack = make_stack(flows)
+    user = stack.user()
+    user.follow()
+    user.received()
+    response = stack.api(
+        "POST", "/events", json={"id": "v-1", "name": "visit_done", "user_id": user.user_id}
+    )
+    assert response.status_code == 200, response.text
+    move_to(stack, datetime(2026, 11, 24, 11, 0, tzinfo=TOKYO))
+    assert run_due_sequence_steps(stack.runtime) == 1
+    assert pushed(user) == ["ご来店ありがとうございました"]
