@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy import select
 
+from bot.delivery.outbox import MAX_MULTICAST_RECIPIENTS, queue_grouped
+from bot.engine.friend_record import FriendRecord
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from bot.turns import FriendNotFound, run_turn
@@ -49,35 +52,73 @@ def expire_due_conversations(runtime: Runtime, batch: int = 200) -> int:
     return expired
 
 
-def run_due_sequence_steps(runtime: Runtime, batch: int = 500) -> int:
+def run_due_sequence_steps(runtime: Runtime, batch: int = 2000) -> int:
     """Run every sequence step that is due; returns how many steps ran (or were skipped by
-    their `when`). Each runs in its friend's turn: the step's messages are queued as pushes
-    and the enrolment moves on in the same transaction, then the pushes are sent."""
+    their `when`).
+
+    Friends due in the same sequence are handled in chunks of up to 500 in one transaction,
+    their rows locked: each friend's step runs as in their own turn, then the messages are
+    queued — identical ones (nothing personal in the step) as one multicast per chunk,
+    personal ones as pushes — and the enrolments move on, all in that transaction; then the
+    rows are sent. A step is therefore planned once, whatever crashes or workers."""
     now = runtime.clock.now()
     with runtime.db.read() as session:
         due = session.execute(
-            select(Friend.line_user_id, SequenceEnrollment.sequence)
-            .join(SequenceEnrollment, SequenceEnrollment.friend_id == Friend.id)
+            select(SequenceEnrollment.sequence, SequenceEnrollment.friend_id)
             .where(SequenceEnrollment.status == "active", SequenceEnrollment.next_due_at <= now)
             .order_by(SequenceEnrollment.next_due_at)
             .limit(batch)
         ).all()
+    by_sequence: dict[str, list[int]] = {}
+    for sequence, friend_id in due:
+        by_sequence.setdefault(sequence, []).append(friend_id)
     ran = 0
-    for line_user_id, sequence in due:
-
-        def step(turn: Turn, name: str = sequence) -> int:
-            sequences = runtime.dispatcher.sequences
-            count = 0
-            # A friend whose worker was down for days gets the steps now due, once each.
-            while sequences.run_due_step(turn, name):
-                count += 1
-            runtime.dispatcher.finish(turn)
-            return count
-
-        try:
-            ran += run_turn(runtime, line_user_id, f"sequence:{sequence}", step)
-        except FriendNotFound:
-            continue
+    for sequence, friend_ids in by_sequence.items():
+        for start in range(0, len(friend_ids), MAX_MULTICAST_RECIPIENTS):
+            ran += _run_chunk(
+                runtime, sequence, friend_ids[start : start + MAX_MULTICAST_RECIPIENTS]
+            )
     if ran:
         log.info("ran %d sequence step(s)", ran)
+    return ran
+
+
+def _run_chunk(runtime: Runtime, name: str, friend_ids: list[int]) -> int:
+    now = runtime.clock.now()
+    catalogue = runtime.catalogue
+    tag_ids = runtime.tag_ids.fork()
+    sequences = runtime.dispatcher.sequences
+    ran = 0
+    with runtime.db.write() as session:
+        statement = select(Friend).where(Friend.id.in_(friend_ids)).order_by(Friend.id)
+        if not runtime.db.is_sqlite:
+            statement = statement.with_for_update()  # in id order: no deadlock with others
+        planned: list[tuple[Friend, list[dict[str, Any]]]] = []
+        for friend in session.scalars(statement):
+            turn = Turn(
+                record=FriendRecord(session, friend, catalogue, now, runtime.settings.tz, tag_ids),
+                catalogue=catalogue,
+                templates=runtime.templates,
+                cause=f"sequence:{name}",
+            )
+            # A friend whose worker was down for days gets the steps now due, once each;
+            # each step's messages stay a unit so identical steps can share a multicast.
+            first = 0
+            while sequences.run_due_step(turn, name):
+                ran += 1
+                planned.append((friend, turn.outgoing[first:]))
+                first = len(turn.outgoing)
+            runtime.dispatcher.finish(turn)
+            planned.append((friend, turn.outgoing[first:]))
+        rows = queue_grouped(
+            session,
+            planned,
+            cause=f"sequence:{name}",
+            now=now,
+            claim_for=runtime.sender.owner,
+            lease=runtime.sender.lease,
+        )
+    tag_ids.committed()
+    if rows:
+        runtime.sender.send_claimed(rows)
     return ran

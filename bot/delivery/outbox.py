@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
@@ -81,3 +82,74 @@ def _row(
         due_at=now,
         created_at=now,
     )
+
+
+MAX_MULTICAST_RECIPIENTS = 500
+
+
+def queue_grouped(
+    session: Session,
+    planned: list[tuple[Friend, list[dict[str, Any]]]],
+    *,
+    cause: str,
+    now: datetime,
+    claim_for: str | None = None,
+    lease: timedelta = LEASE,
+) -> list[OutboxMessage]:
+    """Queue many friends' messages at once: friends who get exactly the same messages (a
+    step with nothing personal in it) share multicast rows of at most 500 recipients; the
+    rest get pushes. Written in the caller's transaction, like every outbox row."""
+    by_content: dict[tuple[str, int], list[Friend]] = {}
+    contents: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    seen: dict[tuple[int, str], int] = {}
+    for friend, messages in planned:
+        if not messages or friend.status == "blocked":
+            continue
+        text = json.dumps(messages, sort_keys=True, ensure_ascii=False)
+        # The same content twice for one friend (two identical steps) is two sends.
+        occurrence = seen.get((friend.id, text), 0)
+        seen[(friend.id, text)] = occurrence + 1
+        key = (text, occurrence)
+        by_content.setdefault(key, []).append(friend)
+        contents[key] = messages
+    rows: list[OutboxMessage] = []
+    for key, friends in by_content.items():
+        if len(friends) == 1:
+            rows += queue_for_friend(
+                session,
+                friends[0],
+                contents[key],
+                reply_token=None,
+                cause=cause,
+                now=now,
+                claim_for=claim_for,
+                lease=lease,
+            )
+            continue
+        for start in range(0, len(friends), MAX_MULTICAST_RECIPIENTS):
+            group = friends[start : start + MAX_MULTICAST_RECIPIENTS]
+            for batch in chunks(contents[key]):
+                row = OutboxMessage(
+                    kind="multicast",
+                    friend_id=None,
+                    recipients=[f.line_user_id for f in group],
+                    reply_token=None,
+                    messages=batch,
+                    retry_key=str(uuid.uuid4()),
+                    cause=cause[:200],
+                    status="pending",
+                    attempts=0,
+                    due_at=now,
+                    created_at=now,
+                )
+                if claim_for is not None:
+                    row.status, row.owner, row.lease_until, row.attempts = (
+                        "sending",
+                        claim_for,
+                        now + lease,
+                        1,
+                    )
+                rows.append(row)
+    session.add_all(rows)
+    session.flush()
+    return rows

@@ -232,3 +232,27 @@ def test_outside_event_starts_a_sequence(make_stack: StackFactory, tmp_path: Pat
     move_to(stack, datetime(2026, 11, 24, 11, 0, tzinfo=TOKYO))
     assert run_due_sequence_steps(stack.runtime) == 1
     assert pushed(user) == ["ご来店ありがとうございました"]
+
+
+def test_identical_steps_go_as_one_multicast_personal_ones_as_pushes(stack: Stack) -> None:
+    users = [stack.user(name) for name in ("花子", "桜", "葵")]
+    for user in users:
+        complete_welcome(user)
+    move_to(stack, datetime(2026, 11, 26, 20, 0, tzinfo=TOKYO))
+    assert run_due_sequence_steps(stack.runtime) == 12
+    requests_log = stack.emulator_get("/requests")["requests"]
+    multicasts = [r for r in requests_log if r["path"] == "/v2/bot/message/multicast"]
+    pushes = [r for r in requests_log if r["path"] == "/v2/bot/message/push"]
+    # Three identical steps, each one multicast to the three friends; the step with
+    # {{ friend.name }} differs per friend: three pushes.
+    assert len(multicasts) == 3
+    assert all(sorted(r["body"]["to"]) == sorted(u.user_id for u in users) for r in multicasts)
+    assert len(pushes) == 3
+    for user in users:
+        texts = [d["message"]["text"] for d in user.received()]
+        assert texts == [
+            "ご登録ありがとうございます",
+            "腰痛ケアコースのご案内です",
+            "夜の案内",
+            f"{user.name}さんに限定クーポン",
+        ]
