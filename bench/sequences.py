@@ -218,13 +218,18 @@ def main() -> None:
     parser.add_argument("--friends", type=int, default=100_000)
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
     parser.add_argument("--idle", type=int, default=0, help="enrolled friends for the idle tick")
+    parser.add_argument(
+        "--sequences",
+        default="campaign",
+        help="campaign (one identical step: multicast) and/or personal (one push per friend)",
+    )
     args = parser.parse_args()
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} cpu, python {platform.python_version()}"
     )
     with database(args.backend) as url:
         upgrade(url)
-        for sequence in ("campaign", "personal"):
+        for sequence in args.sequences.split(","):
             for limits in ("off", "default"):
                 one_run(url, args.friends, limits, sequence)
         if args.idle:

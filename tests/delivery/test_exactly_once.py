@@ -1,5 +1,6 @@
-"""Every planned send accepted by LINE exactly once, while the emulator injects 5xx, 429 and
-accepted-then-dropped responses and the worker process is killed with SIGKILL at random."""
+"""Every planned (step, friend) accepted by LINE exactly once, while the emulator injects 5xx,
+429 and accepted-then-dropped responses and the worker process is killed with SIGKILL at
+random: steps are planned into the outbox and sent by the same killed-and-restarted workers."""
 
 from __future__ import annotations
 
@@ -18,22 +19,32 @@ import requests
 from sqlalchemy import func, select
 
 from bot.clock import SystemClock
-from bot.delivery.outbox import queue_for_friend
 from bot.emulator.app import create_emulator_app
 from bot.emulator.config import EmulatorConfig
 from bot.http_server import ServerThread
 from storage.db import Database
-from storage.models import Friend, OutboxMessage
-from tests.bot.conftest import TEST_FLOWS
+from storage.models import Friend, OutboxMessage, SequenceEnrollment
 from tests.support import SECRET, TOKEN
 
 STEPLINE = str(Path(sys.executable).parent / "stepline")
 FRIENDS = 40
-STEPS = 5
+
+
+SEQUENCE = """\
+sequence: drip
+steps:
+  - {after: 0m, text: step0}
+  - {after: 0m, text: step1}
+  - {after: 0m, text: "step2 {{ friend.line_user_id[-4:] }}"}
+  - {after: 0m, text: step3}
+  - {after: 0m, text: "step4 {{ friend.line_user_id[-4:] }}"}
+"""
 
 
 def plan(db: Database, users: list[str]) -> None:
-    """FRIENDS × STEPS pushes, due now, each with its retry key fixed before any attempt."""
+    """Every friend enrolled in a five-step sequence, all due now: three identical steps (sent
+    as multicast) and two personal ones (pushes). The worker plans each step into the outbox
+    and sends it; both happen under the SIGKILLs."""
     now = datetime.now(UTC)
     with db.write() as session:
         for user_id in users:
@@ -46,34 +57,44 @@ def plan(db: Database, users: list[str]) -> None:
             )
             session.add(friend)
             session.flush()
-            for step in range(STEPS):
-                queue_for_friend(
-                    session,
-                    friend,
-                    [{"type": "text", "text": f"step{step}"}],
-                    reply_token=None,
-                    cause=f"test:{user_id}:{step}",
-                    now=now,
+            session.add(
+                SequenceEnrollment(
+                    friend_id=friend.id,
+                    sequence="drip",
+                    status="active",
+                    started_at=now,
+                    next_step=0,
+                    next_due_at=now,
+                    updated_at=now,
+                    reason="test",
                 )
+            )
 
 
 def unfinished(db: Database) -> int:
+    """Steps not yet planned plus outbox rows not yet accepted."""
     with db.read() as session:
-        return int(
-            session.scalar(
-                select(func.count())
-                .select_from(OutboxMessage)
-                .where(OutboxMessage.status.in_(("pending", "sending")))
-            )
-            or 0
+        rows = session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.status.in_(("pending", "sending")))
         )
+        steps = session.scalar(
+            select(func.count())
+            .select_from(SequenceEnrollment)
+            .where(SequenceEnrollment.status == "active")
+        )
+        return int(rows or 0) + int(steps or 0)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_every_planned_send_accepted_exactly_once_through_faults_and_sigkill(
-    db: Database,
+    db: Database, tmp_path: Path
 ) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "drip.yaml").write_text(SEQUENCE, encoding="utf-8")
     workers_at_once = 1 if db.is_sqlite else 2
     emulator = ServerThread(
         create_emulator_app(
@@ -96,7 +117,7 @@ def test_every_planned_send_accepted_exactly_once_through_faults_and_sigkill(
                 "retry_after": 1,
                 # Slow enough that the workers are killed in the middle of the work.
                 "latency_ms": {"min": 10, "max": 60},
-                "paths": ["/v2/bot/message/push"],
+                "paths": ["/v2/bot/message/push", "/v2/bot/message/multicast"],
                 "seed": 7,
             },
             timeout=10,
@@ -107,7 +128,7 @@ def test_every_planned_send_accepted_exactly_once_through_faults_and_sigkill(
             LINE_CHANNEL_SECRET=SECRET,
             LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
             LINE_API_BASE_URL=emulator.url,
-            STEPLINE_FLOWS=str(TEST_FLOWS),
+            STEPLINE_FLOWS=str(flows),
             STEPLINE_OUTBOX_LEASE_SECONDS="2",
             STEPLINE_RETRY_BASE_SECONDS="0.2",
             STEPLINE_RETRY_CAP_SECONDS="1",
@@ -143,12 +164,18 @@ def test_every_planned_send_accepted_exactly_once_through_faults_and_sigkill(
         delivered = requests.get(
             f"{base}/deliveries/counts", params={"via": "push,multicast"}, timeout=10
         ).json()
-        expected = {f"step{s}": 1 for s in range(STEPS)}
-        wrong = {u: delivered.get(u) for u in users if delivered.get(u) != expected}
+
+        def expected(user_id: str) -> dict[str, int]:
+            tail = user_id[-4:]
+            return {"step0": 1, "step1": 1, f"step2 {tail}": 1, "step3": 1, f"step4 {tail}": 1}
+
+        wrong = {u: delivered.get(u) for u in users if delivered.get(u) != expected(u)}
         assert not wrong, f"not exactly once: {wrong}"
         with db.read() as session:
             statuses = Counter(session.scalars(select(OutboxMessage.status)))
-        assert statuses == {"sent": FRIENDS * STEPS}
+            kinds = Counter(session.scalars(select(OutboxMessage.kind)))
+        assert set(statuses) == {"sent"}
+        assert kinds["push"] == FRIENDS * 2 and kinds["multicast"] >= 3
         # The faults really happened.
         injected = chaos["counters"]["injected_total"]
         assert injected.get("5xx", 0) and injected.get("accept_then_drop", 0), chaos
