@@ -20,6 +20,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -98,13 +99,16 @@ def seed(
 def run_worker(env: dict[str, str]) -> tuple[float, float]:
     """Run `stepline worker --once`; returns (seconds, peak RSS MiB)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(VENV_BIN / "stepline"), "worker", "--once", "--threads", "8"],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    # The worker's log goes to a file: a pipe nobody reads fills up and blocks the worker.
+    log = Path(tempfile.mkstemp(prefix="bench-worker-", suffix=".log")[1])
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(VENV_BIN / "stepline"), "worker", "--once", "--threads", "8"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
     peak = 0
     watched = psutil.Process(proc.pid)
     while proc.poll() is None:
@@ -113,7 +117,7 @@ def run_worker(env: dict[str, str]) -> tuple[float, float]:
         time.sleep(0.05)
     elapsed = time.perf_counter() - started
     if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.read().decode()[-2000:] if proc.stderr else "worker failed")
+        raise RuntimeError(log.read_text(errors="replace")[-2000:])
     return elapsed, peak / 2**20
 
 
