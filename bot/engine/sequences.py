@@ -81,13 +81,6 @@ def is_reminder(sequence: SequenceDoc) -> bool:
     return sequence.anchor is not None
 
 
-def starts_on(sequence: SequenceDoc) -> list[Trigger]:
-    """A reminder with no `start_on` starts when its anchor field is set."""
-    if sequence.start_on or sequence.anchor is None:
-        return list(sequence.start_on)
-    return [FieldSetTrigger(field_set=sequence.anchor)]
-
-
 class Sequences:
     """Enrol, stop, re-plan and run steps, always inside a friend's turn.
 
@@ -152,7 +145,7 @@ class Sequences:
                 and self._replan(turn, sequence)
             ):
                 continue
-            elif any(trigger_matches(start, fired) for start in starts_on(sequence)):
+            elif any(trigger_matches(start, fired) for start in sequence.start_on):
                 self.enroll(turn, name, f"start_on {fired.KIND}")
         if isinstance(fired, BlockedTrigger):
             for row in turn.record.session.scalars(
