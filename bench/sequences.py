@@ -34,7 +34,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from webhook import SECRET, TOKEN, database, free_port, process  # noqa: E402
+from webhook import (  # noqa: E402
+    SECRET,
+    TOKEN,
+    bench_env,
+    database,
+    emulator_command,
+    free_port,
+    process,
+)
 
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Friend, OutboxMessage, SequenceEnrollment  # noqa: E402
@@ -143,27 +151,8 @@ def counts(url: str) -> dict[str, int]:
 
 def one_run(url: str, friends: int, limits: str, sequence: str) -> None:
     emulator_port = free_port()
-    env = dict(
-        os.environ,
-        PYTHONPATH=str(ROOT),
-        LINE_CHANNEL_SECRET=SECRET,
-        LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
-        DATABASE_URL=url,
-        STEPLINE_FLOWS=str(FLOWS),
-        LINE_API_BASE_URL=f"http://127.0.0.1:{emulator_port}",
-        STEPLINE_LOG_LEVEL="WARNING",
-    )
-    emulator = [
-        str(VENV_BIN / "stepline"),
-        "emulator",
-        "--port",
-        str(emulator_port),
-        "--webhook-url",
-        "",
-        "--quiet",
-        "--rate-limits",
-        limits,
-    ]
+    env = bench_env(url, FLOWS, emulator_port)
+    emulator = emulator_command(emulator_port, "--rate-limits", limits)
     seed(url, friends, datetime.now(UTC) - timedelta(seconds=1), sequence=sequence)
     with process(emulator, env, f"http://127.0.0.1:{emulator_port}/_emulator/health"):
         seconds, rss = run_worker(env)

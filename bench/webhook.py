@@ -96,6 +96,34 @@ def process(cmd: list[str], env: dict[str, str], health: str) -> Iterator[subpro
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def bench_env(url: str, flows: Path, emulator_port: int) -> dict[str, str]:
+    """The environment of the processes a benchmark starts (bot, worker, emulator)."""
+    return dict(
+        os.environ,
+        PYTHONPATH=str(ROOT),
+        LINE_CHANNEL_SECRET=SECRET,
+        LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
+        DATABASE_URL=url,
+        STEPLINE_FLOWS=str(flows),
+        LINE_API_BASE_URL=f"http://127.0.0.1:{emulator_port}",
+        STEPLINE_LOG_LEVEL="WARNING",
+    )
+
+
+def emulator_command(port: int, *options: str) -> list[str]:
+    """`stepline emulator` on `port`, quiet, posting no webhooks."""
+    return [
+        str(VENV_BIN / "stepline"),
+        "emulator",
+        "--port",
+        str(port),
+        "--webhook-url",
+        "",
+        "--quiet",
+        *options,
+    ]
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time of a process and all its children (gunicorn's workers)."""
     process = psutil.Process(pid)
@@ -326,26 +354,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> list[Result]:
     with database(backend) as url:
         users = seed(url, args.friends)
         emulator_port, bot_port, bare_port = free_port(), free_port(), free_port()
-        env = dict(
-            os.environ,
-            PYTHONPATH=str(ROOT),
-            LINE_CHANNEL_SECRET=SECRET,
-            LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
-            DATABASE_URL=url,
-            STEPLINE_FLOWS=str(FLOWS),
-            LINE_API_BASE_URL=f"http://127.0.0.1:{emulator_port}",
-            STEPLINE_LOG_LEVEL="WARNING",
-        )
-        emulator_cmd = [
-            str(VENV_BIN / "stepline"),
-            "emulator",
-            "--port",
-            str(emulator_port),
-            "--webhook-url",
-            "",
-            "--accept-unknown-reply-tokens",
-            "--quiet",
-        ]
+        env = bench_env(url, FLOWS, emulator_port)
+        emulator_cmd = emulator_command(emulator_port, "--accept-unknown-reply-tokens")
         with (
             process(
                 emulator_cmd, env, f"http://127.0.0.1:{emulator_port}/_emulator/health"
