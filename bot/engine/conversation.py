@@ -360,8 +360,7 @@ class Conversations:
         if turn.requested_flow is None:
             return False
         requested, turn.requested_flow = turn.requested_flow, None
-        if requested == conv.flow and turn.catalogue.flows.get(requested) is None:
-            return False
+        # `start` refuses an unknown flow (False), and the current one then carries on.
         return self.start(turn, requested)
 
     def expire(self, turn: Turn, conv: Conversation) -> None:
