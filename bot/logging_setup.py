@@ -39,6 +39,9 @@ def configure_logging(settings: Settings) -> None:
         )
     # `transitions` logs every state change at INFO: per-friend noise, not operations.
     logging.getLogger("transitions").setLevel(logging.WARNING)
+    # APScheduler logs every tick at INFO and a WARNING whenever a tick finds the previous
+    # one still running (a long drain): both expected with fixed ticks. Errors still show.
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     secrets = [settings.channel_secret, settings.channel_access_token, settings.admin_token or ""]
     redactor = RedactSecrets(secrets)
     for handler in root.handlers:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
+from concurrent.futures import Executor
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -54,10 +55,9 @@ def sweep(runtime: Runtime) -> None:
     expire_due_conversations(runtime)
 
 
-def run_steps(runtime: Runtime) -> None:
+def run_steps(runtime: Runtime, executor: Executor | None = None) -> None:
     """Plan due sequence steps into the outbox (they are sent at once, or by `deliver`)."""
-    while run_due_sequence_steps(runtime):
-        pass
+    run_due_sequence_steps(runtime, executor=executor)
 
 
 def build_scheduler(
@@ -85,13 +85,13 @@ def run_worker(
     try:
         if once:
             sweep(runtime)
-            run_steps(runtime)
+            run_steps(runtime, worker.pool)
             deliver(worker, console)
             return
         scheduler = build_scheduler(
             [
                 ("deliver", lambda: deliver(worker, console), tick_seconds),
-                ("steps", lambda: run_steps(runtime), tick_seconds),
+                ("steps", lambda: run_steps(runtime, worker.pool), tick_seconds),
                 ("timeouts", lambda: sweep(runtime), sweep_seconds),
             ]
         )

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, wait
 from typing import Any
 
 from sqlalchemy import select
 
+from bot.bulk_steps import run_bulk_steps
 from bot.delivery.outbox import MAX_MULTICAST_RECIPIENTS, queue_grouped
 from bot.engine.friend_record import FriendRecord
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from bot.turns import FriendNotFound, run_turn
-from storage.models import Conversation, Friend, SequenceEnrollment
+from storage.models import Conversation, Friend, OutboxMessage, SequenceEnrollment
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +55,53 @@ def expire_due_conversations(runtime: Runtime, batch: int = 200) -> int:
     return expired
 
 
-def run_due_sequence_steps(runtime: Runtime, batch: int = 2000) -> int:
+def run_due_sequence_steps(
+    runtime: Runtime, batch: int = 2000, executor: Executor | None = None
+) -> int:
     """Run every sequence step that is due; returns how many steps ran (or were skipped by
     their `when`).
 
-    Friends due in the same sequence are handled in chunks of up to 500 in one transaction,
-    their rows locked: each friend's step runs as in their own turn, then the messages are
-    queued — identical ones (nothing personal in the step) as one multicast per chunk,
-    personal ones as pushes — and the enrolments move on, all in that transaction; then the
-    rows are sent. A step is therefore planned once, whatever crashes or workers."""
+    Plain steps (the same messages for everyone, nothing to decide or do) run set-based, in
+    passes (`bot.bulk_steps`); the rest friend by friend (`_run_chunk`). Either way the
+    messages are queued and the enrolments moved on in one transaction, then the rows are
+    sent — on `executor` when given, so sending overlaps planning. A step is therefore
+    planned once, whatever crashes or workers."""
+    pending: list[Future[Any]] = []
+
+    def send(rows: list[OutboxMessage]) -> list[Future[Any]]:
+        if executor is None:
+            return [_done(outcome) for outcome in runtime.sender.send_claimed(rows)]
+        futures = [executor.submit(runtime.sender.attempt, row) for row in rows]
+        pending.extend(futures)
+        return futures
+
+    def settle() -> None:
+        wait(pending)
+        pending.clear()
+
+    # A friend back from downtime may have several steps due. Each pass takes at most one
+    # step per friend (and sequence), and its sends finish before the next pass starts, so
+    # a friend's steps reach LINE in order, plain and personal ones alike.
+    ran = 0
+    while True:
+        progressed = 0
+        while passed := run_bulk_steps(runtime, send):
+            progressed += passed
+            settle()
+        progressed += _run_personal_pass(runtime, batch, send)
+        settle()
+        ran += progressed
+        if not progressed:
+            break
+    if ran:
+        log.info("ran %d sequence step(s)", ran)
+    return ran
+
+
+def _run_personal_pass(
+    runtime: Runtime, batch: int, send: Callable[[list[OutboxMessage]], list[Future[Any]]]
+) -> int:
+    """Up to `batch` due enrolments, friend by friend, one step each."""
     now = runtime.clock.now()
     with runtime.db.read() as session:
         due = session.execute(
@@ -76,14 +117,23 @@ def run_due_sequence_steps(runtime: Runtime, batch: int = 2000) -> int:
     for sequence, friend_ids in by_sequence.items():
         for start in range(0, len(friend_ids), MAX_MULTICAST_RECIPIENTS):
             ran += _run_chunk(
-                runtime, sequence, friend_ids[start : start + MAX_MULTICAST_RECIPIENTS]
+                runtime, sequence, friend_ids[start : start + MAX_MULTICAST_RECIPIENTS], send
             )
-    if ran:
-        log.info("ran %d sequence step(s)", ran)
     return ran
 
 
-def _run_chunk(runtime: Runtime, name: str, friend_ids: list[int]) -> int:
+def _done(value: Any) -> Future[Any]:
+    future: Future[Any] = Future()
+    future.set_result(value)
+    return future
+
+
+def _run_chunk(
+    runtime: Runtime,
+    name: str,
+    friend_ids: list[int],
+    send: Callable[[list[OutboxMessage]], list[Future[Any]]],
+) -> int:
     now = runtime.clock.now()
     catalogue = runtime.catalogue
     tag_ids = runtime.tag_ids.fork()
@@ -101,15 +151,11 @@ def _run_chunk(runtime: Runtime, name: str, friend_ids: list[int]) -> int:
                 templates=runtime.templates,
                 cause=f"sequence:{name}",
             )
-            # A friend whose worker was down for days gets the steps now due, once each;
-            # each step's messages stay a unit so identical steps can share a multicast.
-            first = 0
-            while sequences.run_due_step(turn, name):
+            # One step per friend and pass (see run_due_sequence_steps: order).
+            if sequences.run_due_step(turn, name):
                 ran += 1
-                planned.append((friend, turn.outgoing[first:]))
-                first = len(turn.outgoing)
             runtime.dispatcher.finish(turn)
-            planned.append((friend, turn.outgoing[first:]))
+            planned.append((friend, turn.outgoing))
         rows = queue_grouped(
             session,
             planned,
@@ -120,5 +166,5 @@ def _run_chunk(runtime: Runtime, name: str, friend_ids: list[int]) -> int:
         )
     tag_ids.committed()
     if rows:
-        runtime.sender.send_claimed(rows)
+        send(rows)
     return ran

@@ -126,30 +126,55 @@ def queue_grouped(
                 lease=lease,
             )
             continue
-        for start in range(0, len(friends), MAX_MULTICAST_RECIPIENTS):
-            group = friends[start : start + MAX_MULTICAST_RECIPIENTS]
-            for batch in chunks(contents[key]):
-                row = OutboxMessage(
-                    kind="multicast",
-                    friend_id=None,
-                    recipients=[f.line_user_id for f in group],
-                    reply_token=None,
-                    messages=batch,
-                    retry_key=str(uuid.uuid4()),
-                    cause=cause[:200],
-                    status="pending",
-                    attempts=0,
-                    due_at=now,
-                    created_at=now,
+        rows += queue_multicast(
+            session,
+            [f.line_user_id for f in friends],
+            contents[key],
+            cause=cause,
+            now=now,
+            claim_for=claim_for,
+            lease=lease,
+        )
+    return rows
+
+
+def queue_multicast(
+    session: Session,
+    user_ids: list[str],
+    messages: list[dict[str, Any]],
+    *,
+    cause: str,
+    now: datetime,
+    claim_for: str | None = None,
+    lease: timedelta = LEASE,
+) -> list[OutboxMessage]:
+    """Queue the same messages for many friends: multicast rows of at most 500 recipients
+    (and five messages), each with its own retry key."""
+    rows: list[OutboxMessage] = []
+    for start in range(0, len(user_ids), MAX_MULTICAST_RECIPIENTS):
+        group = user_ids[start : start + MAX_MULTICAST_RECIPIENTS]
+        for batch in chunks(messages):
+            row = OutboxMessage(
+                kind="multicast",
+                friend_id=None,
+                recipients=group,
+                reply_token=None,
+                messages=batch,
+                retry_key=str(uuid.uuid4()),
+                cause=cause[:200],
+                status="pending",
+                attempts=0,
+                due_at=now,
+                created_at=now,
+            )
+            if claim_for is not None:
+                row.status, row.owner, row.lease_until, row.attempts = (
+                    "sending",
+                    claim_for,
+                    now + lease,
+                    1,
                 )
-                if claim_for is not None:
-                    row.status, row.owner, row.lease_until, row.attempts = (
-                        "sending",
-                        claim_for,
-                        now + lease,
-                        1,
-                    )
-                rows.append(row)
+            rows.append(row)
     session.add_all(rows)
     session.flush()
     return rows

@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 
 # LINE's documented per-channel limits (Messaging API reference, "Rate limits",
-# https://developers.line.biz/en/reference/messaging-api/#rate-limits): push, reply and
-# multicast fall under "other API endpoints", 2,000 requests per second each. Narrowcast and
-# broadcast (60 per hour) arrive with broadcasts.
-DEFAULT_LIMITS: dict[str, float] = {"push": 2000.0, "reply": 2000.0, "multicast": 2000.0}
+# https://developers.line.biz/en/reference/messaging-api/#rate-limits): push and reply fall
+# under "other API endpoints", 2,000 requests per second each; multicast has 200 per second
+# (since 2025-04-23). Narrowcast and broadcast (60 per hour) arrive with broadcasts.
+DEFAULT_LIMITS: dict[str, float] = {"push": 2000.0, "reply": 2000.0, "multicast": 200.0}
 
 
 class TokenBucket:

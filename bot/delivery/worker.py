@@ -31,10 +31,10 @@ class DeliveryWorker:
         self.sender = sender
         self.batch = batch
         self.threads = threads
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="send")
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="send")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        self.pool.shutdown(wait=True)
 
     def tick(self) -> TickResult:
         """One batch: claim due rows and send them; what fails comes back when due again."""
@@ -43,7 +43,7 @@ class DeliveryWorker:
             return result
         rows = self.sender.claim_due(self.batch)
         result.claimed = len(rows)
-        for outcome in self._pool.map(self.sender.attempt, rows):
+        for outcome in self.pool.map(self.sender.attempt, rows):
             result.outcomes[outcome.status] += 1
         return result
 

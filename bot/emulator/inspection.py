@@ -121,6 +121,23 @@ def create_user() -> ResponseReturnValue:
     return jsonify(user.to_json()), 201
 
 
+@bp.post("/users/bulk")
+def create_friends() -> ResponseReturnValue:
+    """`{"user_ids": [...]}`: users who are already friends, without webhooks (for benchmarks
+    and tests that seed the bot's database directly)."""
+    emu = current()
+    user_ids = _body().get("user_ids")
+    if not isinstance(user_ids, list) or not user_ids:
+        raise BadRequest("'user_ids' must be a non-empty list of user ids")
+    bad = [
+        i for i, uid in enumerate(user_ids) if not isinstance(uid, str) or not ids.is_user_id(uid)
+    ]
+    if bad:
+        raise BadRequest(f"user_ids[{bad[0]}] must be U followed by 32 lowercase hex characters")
+    created = emu.store.add_friends(user_ids, emu.config.clock.now())
+    return jsonify({"created": created}), 201
+
+
 @bp.get("/users")
 def list_users() -> ResponseReturnValue:
     return jsonify({"users": [u.to_json() for u in current().store.users()]})

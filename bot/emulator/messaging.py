@@ -382,10 +382,19 @@ def multicast() -> ResponseReturnValue:
         conflict = _conflict(emu, key, with_sent_messages=False)
         if conflict is not None:
             return conflict
-        if _over_quota(emu, sum(1 for uid in unique if _would_deliver(emu, uid))):
+        if emu.config.monthly_quota is not None and _over_quota(
+            emu, sum(1 for uid in unique if _would_deliver(emu, uid))
+        ):
             return line_error(429, MONTHLY_LIMIT)
-        for uid in unique:
-            _route(emu, uid, "multicast", messages, _sent_messages(messages))
+        emu.store.deliver_many(
+            unique,
+            "multicast",
+            messages,
+            lambda: _sent_messages(messages),
+            lambda user: drop_reason(user, "multicast"),
+            g.line_request_id,
+            emu.config.clock.now(),
+        )
         if key:
             emu.store.accept_retry_key(
                 AcceptedRetryKey(key, g.line_request_id, emu.config.clock.now(), request.path, None)

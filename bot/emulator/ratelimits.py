@@ -3,8 +3,9 @@
 LINE's documented limits, per channel and per endpoint (the same URL with another HTTP method is
 another endpoint), from the Messaging API reference, "Rate limits"
 (https://developers.line.biz/en/reference/messaging-api/#rate-limits). Everything not listed
-there ("Other API endpoints", which includes reply, push, multicast and get profile) has
-2,000 requests per second. Over the limit LINE answers `429 Too Many Requests` with
+there ("Other API endpoints", which includes reply, push and get profile) has 2,000 requests
+per second. Multicast has 200 per second since 2025-04-23 (LINE news, 2025-03-31), and getting
+the list of rich menus 10 per second since 2026-05-26 (LINE news, 2026-05-07). Over the limit LINE answers `429 Too Many Requests` with
 `{"message": "The API rate limit has been exceeded. Try again later."}`.
 
 LINE meters with a token bucket (LINE Developers tips, 2026-09-10, "Understanding Messaging API
@@ -62,14 +63,17 @@ LINE_RATE_LIMITS: dict[str, str] = {
     "GET /v2/bot/richmenu/progress/batch": "100/h",  # Status of rich menu batch control
     # 3 requests per hour
     "POST /v2/bot/richmenu/batch": "3/h",  # Replace or unlink linked rich menus in batches
+    # 10 requests per second (since 2026-05-26)
+    "GET /v2/bot/richmenu/list": "10/s",  # Get rich menu list
     # 200 requests per second
+    "POST /v2/bot/message/multicast": "200/s",  # Send multicast message (since 2025-04-23)
     "GET /v2/bot/membership/subscription/{userId}": "200/s",  # Membership subscription status
     "GET /v2/bot/membership/list": "200/s",  # Membership plans being offered
     # 100 requests per second
     "POST /v2/bot/chat/loading/start": "100/s",  # Display a loading animation
     # 370 requests per second
     "POST /v2/oauth/accessToken": "370/s",  # Issue short-lived channel access token
-    # Other API endpoints (reply, push, multicast, profile, ...), each on its own
+    # Other API endpoints (reply, push, profile, ...), each on its own
     OTHER: "2000/s",
 }
 

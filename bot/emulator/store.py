@@ -11,7 +11,7 @@ import copy
 import itertools
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -343,6 +343,19 @@ class EmulatorStore:
         with self.lock:
             return [copy.copy(user) for user in self._state.users.values()]
 
+    def add_friends(self, user_ids: list[str], now: datetime) -> int:
+        """Add many users who are already friends of the account (no webhooks): a benchmark's
+        or a test's population. All or nothing: an id already present is an error."""
+        with self.lock:
+            taken = [uid for uid in user_ids if uid in self._state.users]
+            if taken or len(set(user_ids)) != len(user_ids):
+                raise StoreError(f"user ids already present or repeated: {(taken or user_ids)[:3]}")
+            for uid in user_ids:
+                user = SimUser(uid, uid[-6:], now, picture_url=None, language="ja")
+                user.state, user.followed_at = "friend", now
+                self._state.users[uid] = user
+            return len(user_ids)
+
     def follow(self, user_id: str, now: datetime) -> bool:
         """Make the user a friend; returns `isUnblocked` (True when they had blocked before)."""
         with self.lock:
@@ -445,6 +458,50 @@ class EmulatorStore:
             if via != "reply":
                 self._state.billable.append(Billable(user_id, via, now, request_id))
             return out
+
+    def deliver_many(
+        self,
+        user_ids: list[str],
+        via: Via,
+        messages: list[dict[str, Any]],
+        sent_for: Callable[[], list[dict[str, str]]],
+        drop_reason: Callable[[SimUser | None], str | None],
+        request_id: str,
+        now: datetime,
+    ) -> int:
+        """`deliver` (or `drop`) for each of many recipients of one request (multicast), under
+        one lock and with one copy of the messages they all share; returns how many got it."""
+        shared = copy.deepcopy(messages)
+        labels = Counter(message_label(m) for m in messages)
+        delivered = 0
+        with self.lock:
+            by_user = self._state.delivery_counts.setdefault(via, {})
+            for user_id in user_ids:
+                reason = drop_reason(self._state.users.get(user_id))
+                if reason:
+                    self._state.dropped.append(
+                        Dropped(next(self._seq), user_id, via, reason, shared, now, request_id)
+                    )
+                    continue
+                for message, ident in zip(shared, sent_for(), strict=True):
+                    self._state.deliveries.append(
+                        Delivery(
+                            seq=next(self._seq),
+                            user_id=user_id,
+                            via=via,
+                            message=message,
+                            at=now,
+                            request_id=request_id,
+                            message_id=ident["id"],
+                            quote_token=ident.get("quoteToken"),
+                        )
+                    )
+                self._state.delivered_by_user[user_id] += len(shared)
+                by_user.setdefault(user_id, Counter()).update(labels)
+                if via != "reply":
+                    self._state.billable.append(Billable(user_id, via, now, request_id))
+                delivered += 1
+        return delivered
 
     def drop(
         self,

@@ -77,6 +77,17 @@ def step_due(
     return local.astimezone(started_at.tzinfo)
 
 
+def say_step(turn: Turn, step: SequenceStep) -> None:
+    """Queue the step's text (with its quick replies) and messages in the turn."""
+    if step.text is not None:
+        quick = None
+        if step.quick_replies:
+            quick = [button_action(a, turn.render) for a in step.quick_replies]
+        turn.say(step.text, quick)
+    for message in step.messages:
+        turn.send(message)
+
+
 def is_reminder(sequence: SequenceDoc) -> bool:
     return sequence.anchor is not None
 
@@ -96,13 +107,16 @@ class Sequences:
         self.late_policy = late_policy
         self.late_grace = late_grace
 
-    def enrollment(self, turn: Turn, name: str) -> SequenceEnrollment | None:
-        return turn.record.session.scalars(
-            select(SequenceEnrollment).where(
-                SequenceEnrollment.friend_id == turn.record.friend.id,
-                SequenceEnrollment.sequence == name,
-            )
-        ).first()
+    def enrollment(self, turn: Turn, name: str, *, lock: bool = False) -> SequenceEnrollment | None:
+        """The friend's enrolment in `name`; `lock` takes its row lock (PostgreSQL), which
+        the bulk path (`bot.bulk_steps`) respects, so the two never run one step twice."""
+        statement = select(SequenceEnrollment).where(
+            SequenceEnrollment.friend_id == turn.record.friend.id,
+            SequenceEnrollment.sequence == name,
+        )
+        if lock:
+            statement = statement.with_for_update()
+        return turn.record.session.scalars(statement).first()
 
     def enroll(self, turn: Turn, name: str, reason: str) -> bool:
         sequence = turn.catalogue.sequences.get(name)
@@ -158,7 +172,7 @@ class Sequences:
 
     def run_due_step(self, turn: Turn, name: str) -> bool:
         """Run the enrolment's next step if it is (still) due; True if one ran or was skipped."""
-        row = self.enrollment(turn, name)
+        row = self.enrollment(turn, name, lock=True)
         sequence = turn.catalogue.sequences.get(name)
         if row is None or row.status != "active" or row.next_due_at is None:
             return False
@@ -171,13 +185,7 @@ class Sequences:
         late = turn.now - row.next_due_at
         if step.when is None or conditions.evaluate(step.when, turn.record):
             first = len(turn.outgoing)
-            if step.text is not None:
-                quick = None
-                if step.quick_replies:
-                    quick = [button_action(a, turn.render) for a in step.quick_replies]
-                turn.say(step.text, quick)
-            for message in step.messages:
-                turn.send(message)
+            say_step(turn, step)
             if self.late_policy == "skip" and late > self.late_grace:
                 self._record_skipped(turn, name, row.next_step, turn.outgoing[first:], late)
                 del turn.outgoing[first:]
@@ -233,22 +241,42 @@ class Sequences:
     def _plan_from(
         self, turn: Turn, sequence: SequenceDoc, row: SequenceEnrollment, index: int
     ) -> None:
-        """Point the enrolment at the first step from `index` that is still to come.
-
-        Reminder steps whose time has already passed when planned are skipped (a reminder
-        for tomorrow's appointment set today has no "1 week before" step); steps of a plain
-        sequence are never skipped for lateness: after downtime they are sent late, once."""
-        tz = turn.record.tz
-        while index < len(sequence.steps):
-            due = step_due(sequence, sequence.steps[index], row.started_at, row.anchor_at, tz)
-            if due is None or (is_reminder(sequence) and due < turn.now):
-                index += 1
-                continue
-            row.next_step, row.next_due_at, row.updated_at = index, due, turn.now
-            return
-        row.next_step, row.next_due_at, row.status, row.updated_at = (
-            index,
-            None,
-            "completed",
-            turn.now,
+        """Point the enrolment at the first step from `index` that is still to come."""
+        row.next_step, row.next_due_at, row.status = plan_from(
+            sequence, index, row.started_at, row.anchor_at, turn.record.tz, turn.now
         )
+        row.updated_at = turn.now
+
+
+def plan_from(
+    sequence: SequenceDoc,
+    index: int,
+    started_at: datetime,
+    anchor_at: datetime | None,
+    tz: ZoneInfo,
+    now: datetime,
+) -> tuple[int, datetime | None, str]:
+    """(next step, when it is due, status) for an enrolment moving on to step `index`.
+
+    Reminder steps whose time has already passed when planned are skipped (a reminder
+    for tomorrow's appointment set today has no "1 week before" step); steps of a plain
+    sequence are never skipped for lateness: after downtime they are sent late, once."""
+    while index < len(sequence.steps):
+        due = step_due(sequence, sequence.steps[index], started_at, anchor_at, tz)
+        if due is None or (is_reminder(sequence) and due < now):
+            index += 1
+            continue
+        return index, due, "active"
+    return index, None, "completed"
+
+
+_TEMPLATE_MARKS = ("{{", "{%", "{#")
+
+
+def is_bulk_step(step: SequenceStep) -> bool:
+    """True if the step sends the same thing to everyone and changes nothing: no `when`, no
+    `do`, no template in its messages. Such steps can run for many friends at once."""
+    if step.when is not None or step.do:
+        return False
+    content = step.model_dump_json(include={"text", "quick_replies", "messages"})
+    return not any(mark in content for mark in _TEMPLATE_MARKS)

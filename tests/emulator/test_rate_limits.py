@@ -120,10 +120,9 @@ def test_paths_with_ids_share_their_endpoint(emulator: Emu, api: MessagingApi, f
 def test_unlimited_and_other_overrides(emulator: Emu, api: MessagingApi, friend: str) -> None:
     emulator.client.set_rate_limits(limits={"*": 1, PUSH: None})
     assert all(push(api, friend, f"{i}") == 200 for i in range(5))  # unlimited
-    multicast = MulticastRequest(to=[friend], messages=[TextMessage(text="m")])
-    api.multicast(multicast)
+    api.get_profile(friend)
     with pytest.raises(ApiException) as caught:
-        api.multicast(multicast)
+        api.get_profile(friend)
     assert caught.value.status == 429
     assert api.get_bot_info().user_id  # its own bucket under "*"
 
@@ -199,9 +198,17 @@ def test_other_endpoints_2000_per_second_each() -> None:
     clock = FakeTime()
     limiter = RateLimiter(enabled=True, now=clock)
     assert sum(limiter.allow("POST", "/v2/bot/message/push") for _ in range(2100)) == 2000
-    assert sum(limiter.allow("POST", "/v2/bot/message/multicast") for _ in range(2100)) == 2000
+    assert sum(limiter.allow("POST", "/v2/bot/message/reply") for _ in range(2100)) == 2000
     clock.now += 0.5
     assert sum(limiter.allow("POST", "/v2/bot/message/push") for _ in range(2100)) == 1000
+
+
+def test_multicast_200_per_second() -> None:
+    clock = FakeTime()
+    limiter = RateLimiter(enabled=True, now=clock)
+    assert sum(limiter.allow("POST", "/v2/bot/message/multicast") for _ in range(300)) == 200
+    clock.now += 0.5
+    assert sum(limiter.allow("POST", "/v2/bot/message/multicast") for _ in range(300)) == 100
 
 
 def test_disabled_allows_everything() -> None:

@@ -1,0 +1,187 @@
+"""Plain sequence steps run set-based: many friends per statement, multicasts of 500, each
+friend's step once — also with two workers at once and mixed with personal steps."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import requests
+from sqlalchemy import func, insert, select
+
+from bot import bulk_steps
+from bot.app import create_app
+from bot.runtime import Runtime
+from bot.timeouts import run_due_sequence_steps
+from storage.models import Friend, OutboxMessage, SequenceEnrollment
+from tests.bot.conftest import StackFactory
+from tests.support import Stack
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+CAMPAIGN = """\
+sequence: campaign
+steps:
+  - {after: 0m, text: いらっしゃいませ}
+  - {after: 1d, at: "10:00", text: 翌日10時のご案内}
+  - {after: 2d, text: "{{ friend.line_user_id }} 様へ"}
+  - {after: 2d, text: 最後のご案内}
+"""
+
+
+@pytest.fixture
+def stack(make_stack: StackFactory, tmp_path: Path) -> Stack:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "campaign.yaml").write_text(CAMPAIGN, encoding="utf-8")
+    return make_stack(flows)
+
+
+def enroll(stack: Stack, count: int, *, blocked: int = 0) -> list[str]:
+    """`count` friends (the first `blocked` of them blocked) enrolled now, known to the
+    emulator as friends."""
+    now = stack.clock.now()
+    users = [f"U{uuid.uuid4().hex}" for _ in range(count)]
+    requests.post(
+        f"{stack.emulator.url}/_emulator/users/bulk", json={"user_ids": users}, timeout=30
+    ).raise_for_status()
+    with stack.db.write() as session:
+        session.execute(
+            insert(Friend),
+            [
+                {
+                    "line_user_id": u,
+                    "display_name": "",
+                    "status": "blocked" if i < blocked else "following",
+                    "followed_at": now,
+                    "created_at": now,
+                }
+                for i, u in enumerate(users)
+            ],
+        )
+        ids = session.scalars(select(Friend.id).where(Friend.line_user_id.in_(users))).all()
+        session.execute(
+            insert(SequenceEnrollment),
+            [
+                {
+                    "friend_id": friend_id,
+                    "sequence": "campaign",
+                    "status": "active",
+                    "started_at": now,
+                    "next_step": 0,
+                    "next_due_at": now,
+                    "updated_at": now,
+                    "reason": "test",
+                }
+                for friend_id in ids
+            ],
+        )
+    return users
+
+
+def counts(stack: Stack) -> dict[str, dict[str, int]]:
+    response = requests.get(
+        f"{stack.emulator.url}/_emulator/deliveries/counts",
+        params={"via": "push,multicast"},
+        timeout=30,
+    )
+    response.raise_for_status()
+    result: dict[str, dict[str, int]] = response.json()
+    return result
+
+
+def requests_to(stack: Stack, path: str) -> list[dict[str, object]]:
+    log = stack.emulator_get("/requests")["requests"]
+    return [r for r in log if r["path"] == path]
+
+
+def test_1200_friends_get_a_plain_step_as_three_multicasts(stack: Stack) -> None:
+    users = enroll(stack, 1200)
+    assert run_due_sequence_steps(stack.runtime) == 1200
+    multicasts = requests_to(stack, "/v2/bot/message/multicast")
+    assert sorted(len(r["body"]["to"]) for r in multicasts) == [200, 500, 500]  # type: ignore[index]
+    assert requests_to(stack, "/v2/bot/message/push") == []
+    delivered = counts(stack)
+    assert all(delivered[u] == {"いらっしゃいませ": 1} for u in users)
+    # Everyone moved on to step 1, due tomorrow at 10:00 Tokyo time (the `at` time).
+    tomorrow_ten = datetime.combine(
+        stack.clock.now().astimezone(TOKYO).date() + timedelta(days=1),
+        datetime.min.time().replace(hour=10),
+        tzinfo=TOKYO,
+    )
+    with stack.db.read() as session:
+        planned = session.execute(
+            select(
+                SequenceEnrollment.next_step, SequenceEnrollment.next_due_at, func.count()
+            ).group_by(SequenceEnrollment.next_step, SequenceEnrollment.next_due_at)
+        ).all()
+    assert [(step, due, n) for step, due, n in planned] == [(1, tomorrow_ten.astimezone(UTC), 1200)]
+    assert run_due_sequence_steps(stack.runtime) == 0
+
+
+def test_catch_up_sends_plain_and_personal_steps_once_each_in_order(stack: Stack) -> None:
+    users = enroll(stack, 30, blocked=3)
+    stack.clock.set(stack.clock.now() + timedelta(days=5))  # the worker was down five days
+    assert run_due_sequence_steps(stack.runtime) == 27 * 4 + 3 * 4
+    delivered = counts(stack)
+    for user in users[3:]:
+        assert delivered[user] == {
+            "いらっしゃいませ": 1,
+            "翌日10時のご案内": 1,
+            f"{user} 様へ": 1,
+            "最後のご案内": 1,
+        }
+        texts = [
+            d["message"]["text"] for d in stack.emulator_get(f"/users/{user}/messages")["messages"]
+        ]
+        assert texts == ["いらっしゃいませ", "翌日10時のご案内", f"{user} 様へ", "最後のご案内"]
+    assert all(user not in delivered for user in users[:3])  # blocked: nothing sent
+    with stack.db.read() as session:
+        statuses = session.scalars(select(SequenceEnrollment.status).distinct()).all()
+    assert statuses == ["completed"]
+
+
+def test_two_workers_at_once_plan_every_step_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if stack.db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time; this checks PostgreSQL's row locks")
+    monkeypatch.setattr(bulk_steps, "CHUNK", 50)  # many chunks, so the two interleave
+    users = enroll(stack, 600)
+    stack.clock.set(stack.clock.now() + timedelta(days=5))
+    second: Runtime = create_app(stack.runtime.settings, clock=stack.clock, db=stack.db).extensions[
+        "stepline"
+    ]
+    ran: list[int] = []
+    errors: list[BaseException] = []
+
+    def work(runtime: Runtime) -> None:
+        try:
+            total = 0
+            with ThreadPoolExecutor(4) as pool:
+                while step := run_due_sequence_steps(runtime, executor=pool):
+                    total += step
+            ran.append(total)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(r,)) for r in (stack.runtime, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert sum(ran) == 600 * 4
+    delivered = counts(stack)
+    assert all(sum(delivered[u].values()) == 4 for u in users)
+    assert all(set(delivered[u].values()) == {1} for u in users)
+    with stack.db.read() as session:
+        rows = session.scalar(
+            select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status != "sent")
+        )
+    assert rows == 0
