@@ -41,6 +41,7 @@ from webhook import (  # noqa: E402
     SECRET,
     TOKEN,
     bench_env,
+    cpu_seconds,
     database,
     emulator_command,
     free_port,
@@ -207,12 +208,15 @@ def one_run(url: str, friends: int, limits: str, sequence: str) -> None:
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     env = bench_env(url, FLOWS, emulator_port)
     emulator = emulator_command(emulator_port, "--rate-limits", limits)
-    with process(emulator, env, f"{emulator_url}/_emulator/health"):
+    with process(emulator, env, f"{emulator_url}/_emulator/health") as emulator_proc:
         users = seed(url, friends, datetime.now(UTC) + timedelta(days=30), sequence=sequence)
         register(emulator_url, users)
         proc, log = start_worker(env)
         try:
+            worker_cpu, emulator_cpu = cpu_seconds(proc.pid), cpu_seconds(emulator_proc.pid)
             seconds, rss = make_due_and_wait(url, proc, log)
+            worker_cpu = cpu_seconds(proc.pid) - worker_cpu
+            emulator_cpu = cpu_seconds(emulator_proc.pid) - emulator_cpu
         finally:
             proc.terminate()
             proc.wait(30)
@@ -228,7 +232,8 @@ def one_run(url: str, friends: int, limits: str, sequence: str) -> None:
         f"{sequence:<9} rate limits {limits:<7}: {friends} friends in {seconds:6.2f} s "
         f"({multicasts} multicasts, {pushes} pushes accepted; LINE floor {floor:.2f} s, "
         f"ratio {seconds / floor if floor else float('nan'):.2f}), "
-        f"peak worker RSS {rss:.0f} MiB, {counts(url)}",
+        f"peak worker RSS {rss:.0f} MiB, CPU worker {worker_cpu:.2f} s / emulator "
+        f"{emulator_cpu:.2f} s, {counts(url)}",
         flush=True,
     )
 

@@ -31,15 +31,15 @@ from sqlalchemy.orm import Session
 from bot.catalogue.models import SequenceDoc
 from bot.delivery.outbox import queue_for_friend, queue_multicast
 from bot.engine.friend_record import FriendRecord
-from bot.engine.sequences import Sequences, is_bulk_step, plan_from, say_step
+from bot.engine.sequences import is_bulk_step, plan_from, say_step
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
+from storage.id_lists import id_in
 from storage.models import Friend, OutboxMessage, SequenceEnrollment
 
 log = logging.getLogger(__name__)
 
 CHUNK = 5000  # enrolments per transaction: ten multicasts, a short write lock
-_IDS_PER_UPDATE = 900  # under SQLite's oldest bound-parameter limit (999)
 
 Enrollments = cast(Table, SequenceEnrollment.__table__)
 Friends = cast(Table, Friend.__table__)
@@ -86,27 +86,60 @@ def run_bulk_steps(runtime: Runtime, send: SendRows) -> int:
     ran = 0
     for group in due_bulk_groups(runtime, now):
         sequence = runtime.catalogue.sequences[group.sequence]
-        while True:
-            done = _run_chunk(runtime, sequence, group.step, now, send)
-            ran += done
-            if done < CHUNK:
-                break
+        starts = _starts(runtime, group, now)
+        # Friends enrolled at the same moment share their next step's plan: claim them by
+        # that moment and move them on with one statement per chunk. Scattered enrolments
+        # (a plan per friend) go the general way.
+        by_start: list[Start | None] = list(starts) if len(starts) * 20 <= group.count else [None]
+        for start in by_start:
+            while True:
+                done = _run_chunk(runtime, sequence, group.step, now, send, start)
+                ran += done
+                if done < CHUNK:
+                    break
     if ran:
         log.info("ran %d sequence step(s) in bulk", ran)
     return ran
 
 
+Start = tuple[datetime, datetime | None]  # (started_at, anchor_at) of an enrolment
+
+
+def _starts(runtime: Runtime, group: DueGroup, now: datetime) -> list[Start]:
+    """The distinct enrolment moments among the group's due enrolments."""
+    statement = _due(runtime, group.sequence, group.step, now).with_only_columns(
+        Enrollments.c.started_at, Enrollments.c.anchor_at
+    )
+    with runtime.db.read() as session:
+        return [(s, a) for s, a in session.execute(statement.distinct().limit(CHUNK)).all()]
+
+
 def _run_chunk(
-    runtime: Runtime, sequence: SequenceDoc, index: int, now: datetime, send: SendRows
+    runtime: Runtime,
+    sequence: SequenceDoc,
+    index: int,
+    now: datetime,
+    send: SendRows,
+    start: Start | None = None,
 ) -> int:
     name = sequence.sequence
-    sequences = runtime.dispatcher.sequences
     with runtime.db.write() as session:
-        claimed = session.execute(_claim(runtime, name, index, now, sequences)).all()
+        claimed = session.execute(_claim(runtime, name, index, now, start)).all()
         if not claimed:
             return 0
         messages = _render(runtime, session, sequence, index, claimed[0].friend_id, now)
-        _move_on(session, sequence, index, claimed, runtime.settings.tz, now)
+        tz = runtime.settings.tz
+        if start is None:
+            _move_on(session, sequence, index, claimed, tz, now, sqlite=runtime.db.is_sqlite)
+        else:
+            step, due, status = plan_from(sequence, index + 1, start[0], start[1], tz, now)
+            session.execute(
+                update(Enrollments)
+                .where(
+                    id_in(Enrollments.c.id, [r.id for r in claimed], sqlite=runtime.db.is_sqlite)
+                )
+                .values(next_step=step, next_due_at=due, status=status, updated_at=now)
+            )
         cause, owner, lease = f"sequence:{name}/{index}", runtime.sender.owner, runtime.sender.lease
         if len(claimed) == 1:  # one friend: a push, as the per-friend path would send
             friend = session.get(Friend, claimed[0].friend_id)
@@ -136,17 +169,11 @@ def _run_chunk(
     return len(claimed)
 
 
-def _claim(
-    runtime: Runtime, name: str, index: int, now: datetime, sequences: Sequences
-) -> Select[Any]:
+def _due(runtime: Runtime, name: str, index: int, now: datetime) -> Select[Any]:
+    """Due enrolments of (sequence, step) that the bulk path takes."""
+    sequences = runtime.dispatcher.sequences
     statement = (
-        select(
-            Enrollments.c.id,
-            Enrollments.c.friend_id,
-            Friends.c.line_user_id,
-            Enrollments.c.started_at,
-            Enrollments.c.anchor_at,
-        )
+        select(Enrollments.c.id)
         .join(Friends, Friends.c.id == Enrollments.c.friend_id)
         .where(
             Enrollments.c.status == "active",
@@ -157,10 +184,27 @@ def _claim(
             # "skip" policy, steps late beyond the grace go the per-friend way.
             Friends.c.status == "following",
         )
-        .limit(CHUNK)
     )
     if sequences.late_policy == "skip":
         statement = statement.where(Enrollments.c.next_due_at >= now - sequences.late_grace)
+    return statement
+
+
+def _claim(
+    runtime: Runtime, name: str, index: int, now: datetime, start: Start | None
+) -> Select[Any]:
+    columns = [Enrollments.c.id, Enrollments.c.friend_id, Friends.c.line_user_id]
+    if start is None:
+        columns += [Enrollments.c.started_at, Enrollments.c.anchor_at]
+    statement = _due(runtime, name, index, now).with_only_columns(*columns).limit(CHUNK)
+    if start is not None:
+        started_at, anchor_at = start
+        statement = statement.where(
+            Enrollments.c.started_at == started_at,
+            Enrollments.c.anchor_at.is_(None)
+            if anchor_at is None
+            else Enrollments.c.anchor_at == anchor_at,
+        )
     if not runtime.db.is_sqlite:
         statement = statement.with_for_update(of=Enrollments, skip_locked=True)
     return statement
@@ -198,6 +242,8 @@ def _move_on(
     claimed: Sequence[Row[Any]],
     tz: ZoneInfo,
     now: datetime,
+    *,
+    sqlite: bool,
 ) -> None:
     """Point every claimed enrolment at its next step: one UPDATE per distinct plan (friends
     enrolled at the same moment, or whose next step has an `at` time, share one)."""
@@ -216,12 +262,11 @@ def _move_on(
         if len(ids) == 1:
             singles.append({"eid": ids[0], "b_step": step, "b_due": due, "b_status": status})
             continue
-        for start in range(0, len(ids), _IDS_PER_UPDATE):
-            session.execute(
-                update(Enrollments)
-                .where(Enrollments.c.id.in_(ids[start : start + _IDS_PER_UPDATE]))
-                .values(next_step=step, next_due_at=due, status=status, updated_at=now)
-            )
+        session.execute(
+            update(Enrollments)
+            .where(id_in(Enrollments.c.id, ids, sqlite=sqlite))
+            .values(next_step=step, next_due_at=due, status=status, updated_at=now)
+        )
     if singles:  # friends enrolled at scattered moments: one executemany
         session.execute(
             update(Enrollments)
