@@ -73,6 +73,9 @@ class Friend(Base):
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unblocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # 流入経路: how the friend came in (a QR code, an ad, a shop), reported by the system that
+    # owns the entry point through the admin API; `{route: R}` conditions match it.
+    route: Mapped[str | None] = mapped_column(String(100), index=True)
 
 
 class Tag(Base):
@@ -207,6 +210,9 @@ class OutboxMessage(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     accepted_request_id: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(Text)
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="SET NULL"), index=True
+    )
 
     __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
 
@@ -251,3 +257,81 @@ class SequenceEnrollment(Base):
         UniqueConstraint("friend_id", "sequence", name="uq_sequence_enrollments_friend_sequence"),
         Index("ix_sequence_enrollments_status_due", "status", "next_due_at"),
     )
+
+
+class LinkClick(Base):
+    """One click on a tracked link (`/r/<token>`): who, which link, from which message."""
+
+    __tablename__ = "link_clicks"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    friend_id: Mapped[int] = mapped_column(ForeignKey("friends.id", ondelete="CASCADE"))
+    link: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(200), default="")  # the message's cause
+    clicked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_link_clicks_link_friend_at", "link", "friend_id", "clicked_at"),
+        Index("ix_link_clicks_friend", "friend_id"),
+    )
+
+
+class Audience(Base):
+    """An uploaded list of LINE user ids (`stepline audience import`), usable in conditions."""
+
+    __tablename__ = "audiences"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    size: Mapped[int] = mapped_column(Integer, default=0)
+    source: Mapped[str] = mapped_column(String(300), default="")  # file name or "api"
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class AudienceMember(Base):
+    __tablename__ = "audience_members"
+
+    audience_id: Mapped[int] = mapped_column(
+        ForeignKey("audiences.id", ondelete="CASCADE"), primary_key=True
+    )
+    line_user_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_audience_members_user", "line_user_id"),)
+
+
+class Broadcast(Base):
+    """A segment broadcast (セグメント配信): planned, then sending in batches, then done.
+
+    The audience is frozen into `broadcast_recipients` when sending starts; `cursor` is the
+    last friend id written to the outbox, so a crashed worker resumes where it stopped."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(100))  # the `broadcast:` document, if any
+    key: Mapped[str | None] = mapped_column(String(200), unique=True)  # scheduled-once key
+    segment: Mapped[Any] = mapped_column(JSON)  # the condition (YAML/JSON form)
+    messages: Mapped[Any] = mapped_column(JSON)  # message definitions as written
+    send_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    status: Mapped[str] = mapped_column(String(16))  # scheduled | sending | done | cancelled
+    dry_run: Mapped[bool] = mapped_column(default=False)
+    planned: Mapped[int | None] = mapped_column(Integer)  # recipients frozen at the start
+    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
+    queued_all: Mapped[bool] = mapped_column(default=False)
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_broadcasts_status_send_at", "status", "send_at"),)
+
+
+class BroadcastRecipient(Base):
+    __tablename__ = "broadcast_recipients"
+
+    broadcast_id: Mapped[int] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True
+    )
+    friend_id: Mapped[int] = mapped_column(BigId, primary_key=True)
