@@ -34,12 +34,13 @@ def create_app(
     runtime = runtime or Runtime(settings, clock=clock, db=db, line=line, catalogue=catalogue)
     app.extensions["stepline"] = runtime
 
-    from bot import api, health, metrics, webhook
+    from bot import api, health, links, metrics, webhook
 
     app.register_blueprint(webhook.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(api.blueprint)
     app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(links.blueprint)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

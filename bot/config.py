@@ -30,6 +30,8 @@ class Settings:
     timezone: str = "Asia/Tokyo"
     admin_token: str | None = None
     public_url: str = "http://127.0.0.1:8000"
+    # Key material of tracked-link tokens; empty = derived from the channel secret.
+    link_secret: str = field(default="", repr=False)
     line_timeout_seconds: float = 5.0
     # Delivery tuning (tests and benchmarks shorten them; production keeps the defaults).
     outbox_lease_seconds: float = 60.0
@@ -38,6 +40,8 @@ class Settings:
     # A sequence step found due more than the grace ago (the worker was down): send | skip.
     late_steps: str = "send"
     late_steps_grace_seconds: float = 3600.0
+    plan: str = "free"  # LINE Official Account plan: free | light | standard
+    extra_message_yen: float = 3.0  # price of one message beyond the plan (standard only)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -64,19 +68,26 @@ class Settings:
             timezone=env.get("STEPLINE_TIMEZONE", "Asia/Tokyo"),
             admin_token=env.get("STEPLINE_ADMIN_TOKEN") or None,
             public_url=env.get("STEPLINE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            link_secret=env.get("STEPLINE_LINK_SECRET", ""),
             line_timeout_seconds=_positive(env, "STEPLINE_LINE_TIMEOUT", 5.0),
             outbox_lease_seconds=_positive(env, "STEPLINE_OUTBOX_LEASE_SECONDS", 60.0),
             retry_base_seconds=_positive(env, "STEPLINE_RETRY_BASE_SECONDS", 2.0),
             retry_cap_seconds=_positive(env, "STEPLINE_RETRY_CAP_SECONDS", 300.0),
             late_steps=env.get("STEPLINE_LATE_STEPS", "send"),
             late_steps_grace_seconds=_positive(env, "STEPLINE_LATE_STEPS_GRACE_SECONDS", 3600.0),
+            plan=env.get("STEPLINE_PLAN", "free"),
+            extra_message_yen=_positive(env, "STEPLINE_EXTRA_MESSAGE_YEN", 3.0),
         )
         settings.validate()
         return settings
 
     def validate(self) -> None:
+        if self.link_secret and len(self.link_secret) < 16:
+            raise ConfigError("STEPLINE_LINK_SECRET: use at least 16 characters")
         if self.late_steps not in ("send", "skip"):
             raise ConfigError(f"STEPLINE_LATE_STEPS: send or skip, not {self.late_steps!r}")
+        if self.plan not in ("free", "light", "standard"):
+            raise ConfigError(f"STEPLINE_PLAN: free, light or standard, not {self.plan!r}")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:

@@ -143,6 +143,7 @@ def demo_command(
         line_data_api_base_url=emulator.url,
         flows_dir=flows,
         admin_token=DEMO_ADMIN_TOKEN,
+        public_url=f"http://127.0.0.1:{port}",  # tracked links /r/... point at this bot
     )
     app = create_app(settings, clock=clock)
     runtime: Runtime = app.extensions["stepline"]

@@ -42,7 +42,12 @@ def configure_logging(settings: Settings) -> None:
     # APScheduler logs every tick at INFO and a WARNING whenever a tick finds the previous
     # one still running (a long drain): both expected with fixed ticks. Errors still show.
     logging.getLogger("apscheduler").setLevel(logging.ERROR)
-    secrets = [settings.channel_secret, settings.channel_access_token, settings.admin_token or ""]
+    secrets = [
+        settings.channel_secret,
+        settings.channel_access_token,
+        settings.admin_token or "",
+        settings.link_secret or "",
+    ]
     redactor = RedactSecrets(secrets)
     for handler in root.handlers:
         old = _installed.get(str(id(handler)))

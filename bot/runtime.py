@@ -18,6 +18,7 @@ from bot.engine.dispatch import Dispatcher
 from bot.engine.friend_record import TagIds
 from bot.engine.sequences import Sequences
 from bot.engine.templates import Templates
+from bot.links import LinkTokens
 from bot.metrics import ProcessMetrics
 from storage.db import Database
 
@@ -103,7 +104,7 @@ class Runtime:
             # Read early: a process that starts must hold the catalogue it was started with,
             # so a later broken edit cannot leave it with none.
             self.catalogues.reload()
-        self.templates = Templates(settings.tz)
+        self.templates = Templates(settings.tz, links=LinkTokens.from_settings(settings))
         self.metrics = ProcessMetrics()
         self.tag_ids = TagIds()
         self.dispatcher = Dispatcher(

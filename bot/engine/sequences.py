@@ -24,6 +24,7 @@ from bot.catalogue.models import (
 )
 from bot.engine import conditions
 from bot.engine.actions import run_actions
+from bot.engine.templates import contains_template
 from bot.engine.triggers import trigger_matches
 from bot.engine.turn import Turn
 from bot.messages import button_action
@@ -270,13 +271,10 @@ def plan_from(
     return index, None, "completed"
 
 
-_TEMPLATE_MARKS = ("{{", "{%", "{#")
-
-
 def is_bulk_step(step: SequenceStep) -> bool:
     """True if the step sends the same thing to everyone and changes nothing: no `when`, no
     `do`, no template in its messages. Such steps can run for many friends at once."""
     if step.when is not None or step.do:
         return False
     content = step.model_dump_json(include={"text", "quick_replies", "messages"})
-    return not any(mark in content for mark in _TEMPLATE_MARKS)
+    return not contains_template(content)

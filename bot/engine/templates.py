@@ -7,12 +7,23 @@ import re
 from collections.abc import Callable
 from datetime import date, datetime
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from jinja2.sandbox import SandboxedEnvironment
 
+if TYPE_CHECKING:
+    from bot.links import LinkTokens
+
 log = logging.getLogger(__name__)
+
+TEMPLATE_MARKS = ("{{", "{%", "{#")
+
+
+def contains_template(text: str) -> bool:
+    """True if `text` (or a JSON dump of messages) has Jinja syntax: its output may differ
+    per friend, so it cannot be sent to many friends as one multicast."""
+    return any(mark in text for mark in TEMPLATE_MARKS)
 
 
 def _local(value: Any, tz: ZoneInfo) -> Any:
@@ -58,8 +69,9 @@ def make_environment(tz: ZoneInfo) -> SandboxedEnvironment:
 class Templates:
     """Renders template text against a friend's values; a failed render never sends raw Jinja."""
 
-    def __init__(self, tz: ZoneInfo) -> None:
+    def __init__(self, tz: ZoneInfo, links: LinkTokens | None = None) -> None:
         self.env = make_environment(tz)
+        self.links = links  # makes the tracked URLs `link('id')` renders; None = untracked
         self._compile = lru_cache(maxsize=2048)(self.env.from_string)
 
     def render(

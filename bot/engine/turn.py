@@ -54,10 +54,16 @@ class Turn:
         return values
 
     def link(self, link_id: str) -> str:
-        # Tracked `/r/<token>` links arrive with the links feature; until then the
-        # catalogue's own URL is used so messages stay correct.
-        link = self.catalogue.links.get(link_id)
-        return link.url if link else ""
+        """`{{ link('id') }}`: this friend's tracked `/r/<token>` address for the catalogue
+        link (`bot.links`), carrying the turn's cause as the message it came from."""
+        link = self.catalogue.links.get(link_id) if isinstance(link_id, str) else None
+        if link is None:
+            log.warning("%s: template names unknown link %r; rendered empty", self.cause, link_id)
+            return ""
+        tokens = self.templates.links
+        if tokens is None:  # no secret to sign with (see LinkTokens.from_settings)
+            return link.url
+        return tokens.url(self.record.friend.line_user_id, link_id, self.cause)
 
     def render(self, text: str) -> str:
         return self.templates.render(text, self.template_values, self.link)
