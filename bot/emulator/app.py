@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 from bot.emulator import inspection, messaging, simulator
+from bot.emulator import narrowcast as _narrowcast  # noqa: F401  (its routes are on messaging.bp)
 from bot.emulator.chaos import Chaos, ChaosSettings
 from bot.emulator.config import EmulatorConfig
 from bot.emulator.context import DROP_RESPONSE, EXTENSION_KEY, Emulator
@@ -25,7 +26,8 @@ def create_emulator_app(config: EmulatorConfig) -> Flask:
     """A fresh emulator: its own in-memory store, the Messaging API paths on `/v2/...` and
     the control/inspection API on `/_emulator/...`, and the web chat simulator on `/simulator`
     (with its clock, timeline and bot-proxy endpoints). Serve it threaded (`ServerThread`)."""
-    load_spec("messaging-api.yml")  # parse the vendored spec now, not on the first request
+    load_spec("messaging-api.yml")  # parse the vendored specs now, not on the first request
+    load_spec("manage-audience.yml")
     app = Flask(__name__)
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]

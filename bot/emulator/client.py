@@ -40,6 +40,10 @@ class EmulatorClient:
             body["user_id"] = user_id
         return dict(self._call("POST", "/users", json=body))
 
+    def add_friends(self, user_ids: list[str]) -> int:
+        """Many users who are already friends, without webhooks (`POST /users/bulk`)."""
+        return int(self._call("POST", "/users/bulk", json={"user_ids": user_ids})["created"])
+
     def user(self, user_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"/users/{user_id}"))
 
@@ -132,6 +136,14 @@ class EmulatorClient:
         if user_id:
             params["user_id"] = user_id
         return dict(self._call("GET", "/deliveries/counts", params=params))
+
+    def audiences(self) -> list[dict[str, Any]]:
+        """Uploaded audiences (the spec's AudienceGroup fields plus `user_ids`)."""
+        return list(self._call("GET", "/audiences")["audiences"])
+
+    def narrowcasts(self) -> list[dict[str, Any]]:
+        """Accepted narrowcasts: `requestId`, their progress (phase, counts...), `recipients`."""
+        return list(self._call("GET", "/narrowcasts")["narrowcasts"])
 
     def reset(self) -> None:
         self._call("POST", "/reset")

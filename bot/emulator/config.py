@@ -30,6 +30,10 @@ class EmulatorConfig:
     webhook_timeout_seconds: float = 10
     # `None` = no target limit (`GET /v2/bot/message/quota` answers `{"type": "none"}`).
     monthly_quota: int | None = None
+    # Narrowcasts fail (progress `errorCode` 4) when an audience in the recipient has fewer
+    # users than this (the spec's NarrowcastProgressResponse: "An audience of less than 50
+    # recipients is included as a condition of sending").
+    narrowcast_min_audience: int = 50
     bot_user_id: str | None = None
     bot_display_name: str = "stepline emulator"
     bot_basic_id: str = "@stepline"

@@ -55,3 +55,8 @@ def is_uuid(value: str) -> bool:
 
 def is_user_id(value: str) -> bool:
     return bool(USER_ID_RE.match(value))
+
+
+def audience_group_id() -> int:
+    """A 13-digit audience group id (LINE's are int64 numbers like 1234567890123)."""
+    return secrets.randbelow(9 * 10**12) + 10**12

@@ -20,7 +20,7 @@ from bot.emulator import ids, webhooks
 from bot.emulator.chaos import ChaosError, ChaosSettings
 from bot.emulator.context import Emulator, current
 from bot.emulator.ratelimits import RateLimitError, settings_from_json
-from bot.emulator.store import StoreError
+from bot.emulator.store import VIAS, StoreError
 from bot.emulator.webhooks import WebhookResult
 
 bp = Blueprint("line_emulator_control", __name__, url_prefix="/_emulator")
@@ -285,8 +285,8 @@ def _vias() -> set[str] | None:
     if not value:
         return None
     vias = {v.strip() for v in value.split(",") if v.strip()}
-    if vias - {"reply", "push", "multicast"}:
-        raise BadRequest("'via' must be a comma-separated list of reply, push, multicast")
+    if vias - set(VIAS):
+        raise BadRequest(f"'via' must be a comma-separated list of {', '.join(VIAS)}")
     return vias
 
 
@@ -315,7 +315,7 @@ def accepted() -> ResponseReturnValue:
 @bp.get("/accepted/counts")
 def accepted_counts() -> ResponseReturnValue:
     """`{user_id: {message text or label: n}}` over accepted sends, whether or not they
-    reached the user (`?path=`, `?via=push,multicast`)."""
+    reached the user (`?path=`, `?via=push,multicast,broadcast,narrowcast`)."""
     store = current().store
     return jsonify(store.accepted_counts(path=request.args.get("path") or None, vias=_vias()))
 
@@ -326,6 +326,33 @@ def delivery_counts() -> ResponseReturnValue:
     (`?via=push,multicast` to leave replies out, `?user_id=`)."""
     store = current().store
     return jsonify(store.delivery_counts(vias=_vias(), user_id=request.args.get("user_id") or None))
+
+
+@bp.get("/audiences")
+def audiences() -> ResponseReturnValue:
+    """Audiences uploaded through `POST /v2/bot/audienceGroup/upload`, with their user ids."""
+    return jsonify(
+        {
+            "audiences": [
+                {**group.to_json(), "user_ids": list(group.members)}
+                for group in current().store.audiences()
+            ]
+        }
+    )
+
+
+@bp.get("/narrowcasts")
+def narrowcasts() -> ResponseReturnValue:
+    """Accepted narrowcasts, oldest first: `requestId`, the progress LINE would answer, and
+    the users they went to (`recipients`)."""
+    return jsonify(
+        {
+            "narrowcasts": [
+                {"requestId": p.request_id, **p.to_json(), "recipients": list(p.recipients)}
+                for p in current().store.narrowcasts()
+            ]
+        }
+    )
 
 
 @bp.post("/reset")

@@ -1,4 +1,6 @@
 """The Messaging API paths the bot uses, on one origin (api.line.me and api-data.line.me paths).
+Narrowcast, its progress and the upload audiences it targets live in `narrowcast.py`, on this
+blueprint (so they get the same authentication, faults, chaos and logging).
 
 Order of checks on a send: bearer token (401) → chaos latency → rate limit per endpoint (429,
 when switched on) → scripted fault → chaos fault (5xx, 429) → `X-Line-Retry-Key` format (400) →
@@ -119,7 +121,7 @@ def _fault_response(fault: Fault) -> Response:
 def _finish(response: Response) -> Response:
     emu = current()
     fault: Fault | None = g.get("line_fault")
-    if fault is not None and response.status_code == 200:
+    if fault is not None and response.status_code in (200, 202):
         response = _fault_response(fault)
     request_id = g.get("line_request_id") or ids.request_id()
     response.headers["x-line-request-id"] = request_id
@@ -264,10 +266,11 @@ def _record_accepted(
     key: str | None,
     recipients: list[str],
     messages: list[dict[str, Any]],
+    answered: int = 200,
 ) -> None:
     """Log the accepted send, with what its client will be answered (None: dropped)."""
     fault: Fault | None = g.get("line_fault")
-    status: int | None = 200
+    status: int | None = answered
     if g.get("line_drop_response"):
         status = None
     elif fault is not None:
@@ -400,6 +403,44 @@ def multicast() -> ResponseReturnValue:
                 AcceptedRetryKey(key, g.line_request_id, emu.config.clock.now(), request.path, None)
             )
         _record_accepted(emu, "multicast", key, unique, messages)
+    return jsonify({})
+
+
+@bp.post("/v2/bot/message/broadcast")
+def broadcast() -> ResponseReturnValue:
+    """Every friend gets the messages (blocked users and users who never added the account are
+    not recipients at all); billable per recipient, so the quota check counts the friends."""
+    emu = current()
+    key = _retry_key(supported=True)
+    body = _json_body()
+    conflict = _conflict(emu, key, with_sent_messages=False)
+    if conflict is not None:
+        return conflict
+    details = validate_request("BroadcastRequest", body)
+    if details:
+        return _invalid(details)
+    messages: list[dict[str, Any]] = body["messages"]
+    with emu.store.lock:
+        conflict = _conflict(emu, key, with_sent_messages=False)
+        if conflict is not None:
+            return conflict
+        friends = emu.store.friend_ids()
+        if _over_quota(emu, len(friends)):
+            return line_error(429, MONTHLY_LIMIT)
+        emu.store.deliver_many(
+            friends,
+            "broadcast",
+            messages,
+            lambda: _sent_messages(messages),
+            lambda user: drop_reason(user, "broadcast"),
+            g.line_request_id,
+            emu.config.clock.now(),
+        )
+        if key:
+            emu.store.accept_retry_key(
+                AcceptedRetryKey(key, g.line_request_id, emu.config.clock.now(), request.path, None)
+            )
+        _record_accepted(emu, "broadcast", key, friends, messages)
     return jsonify({})
 
 

@@ -13,13 +13,15 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from bot.emulator import ids
 
-Via = Literal["reply", "push", "multicast"]
+Via = Literal["reply", "push", "multicast", "broadcast", "narrowcast"]
+VIAS: tuple[str, ...] = get_args(Via)
+NarrowcastPhase = Literal["waiting", "sending", "succeeded", "failed"]
 FriendState = Literal["new", "friend", "blocked"]
 
 
@@ -34,6 +36,12 @@ class StoreError(Exception):
 
 def iso(at: datetime) -> str:
     return at.isoformat().replace("+00:00", "Z")
+
+
+def iso_millis(at: datetime) -> str:
+    """UTC with milliseconds, as LINE writes times in JSON (`2020-12-03T10:15:30.121Z`)."""
+    utc = at.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 @dataclass
@@ -189,10 +197,11 @@ def message_label(message: dict[str, Any]) -> str:
 
 @dataclass
 class AcceptedRequest:
-    """A send LINE accepted (reply, push, multicast), whatever became of its response.
+    """A send LINE accepted (reply, push, multicast, broadcast, narrowcast), whatever became of
+    its response.
 
-    `response_status` is what the client was answered: 200, a scripted `accept_then_fail`
-    status, or None when chaos dropped the response (`accept_then_drop`)."""
+    `response_status` is what the client was answered: 200 (202 for a narrowcast), a scripted
+    `accept_then_fail` status, or None when chaos dropped the response (`accept_then_drop`)."""
 
     seq: int
     request_id: str
@@ -226,6 +235,83 @@ class Billable:
     via: Via
     at: datetime
     request_id: str
+
+
+@dataclass
+class AudienceJob:
+    """One `PUT /v2/bot/audienceGroup/upload`: ids added to an existing audience."""
+
+    job_id: int
+    description: str | None
+    added: int
+    created_at: datetime
+
+
+@dataclass
+class AudienceGroup:
+    """An audience for uploading user IDs (`POST /v2/bot/audienceGroup/upload`). `members`
+    keeps the uploaded ids in upload order, each once."""
+
+    audience_group_id: int
+    description: str
+    created_at: datetime
+    is_ifa: bool = False
+    members: dict[str, None] = field(default_factory=dict)
+    jobs: list[AudienceJob] = field(default_factory=list)
+
+    @property
+    def count(self) -> int:
+        """`audienceCount`: the distinct user ids in it (IFAs never match an emulated user)."""
+        return 0 if self.is_ifa else sum(1 for uid in self.members if ids.is_user_id(uid))
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec's `AudienceGroup` (manage-audience.yml)."""
+        return {
+            "audienceGroupId": self.audience_group_id,
+            "type": "UPLOAD",
+            "description": self.description,
+            "status": "READY",
+            "audienceCount": self.count,
+            "created": int(self.created_at.timestamp()),
+            "isIfaAudience": self.is_ifa,
+            "permission": "READ_WRITE",
+            "createRoute": "MESSAGING_API",
+        }
+
+
+@dataclass
+class NarrowcastProgress:
+    """What `GET /v2/bot/message/progress/narrowcast` answers for one accepted narrowcast."""
+
+    request_id: str
+    accepted_at: datetime
+    phase: NarrowcastPhase = "waiting"
+    target_count: int | None = None
+    success_count: int | None = None
+    failure_count: int | None = None
+    completed_at: datetime | None = None
+    error_code: int | None = None
+    failed_description: str | None = None
+    recipients: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec's `NarrowcastProgressResponse` (optional fields only when known)."""
+        out: dict[str, Any] = {"phase": self.phase}
+        if self.success_count is not None:
+            out["successCount"] = self.success_count
+        if self.failure_count is not None:
+            out["failureCount"] = self.failure_count
+        if self.target_count is not None:
+            out["targetCount"] = self.target_count
+        if self.phase == "failed":
+            if self.failed_description is not None:
+                out["failedDescription"] = self.failed_description
+            if self.error_code is not None:
+                out["errorCode"] = self.error_code
+        out["acceptedTime"] = iso_millis(self.accepted_at)
+        if self.completed_at is not None and self.phase in ("succeeded", "failed"):
+            out["completedTime"] = iso_millis(self.completed_at)
+        return out
 
 
 @dataclass
@@ -273,6 +359,8 @@ class State:
     faults: list[Fault] = field(default_factory=list)
     actions: list[UserAction] = field(default_factory=list)
     accepted: list[AcceptedRequest] = field(default_factory=list)
+    audiences: dict[int, AudienceGroup] = field(default_factory=dict)
+    narrowcasts: dict[str, NarrowcastProgress] = field(default_factory=dict)
     # Running counts (kept as sends happen, so reading them never scans the logs).
     accepted_by_path: Counter[str] = field(default_factory=Counter)
     accepted_by_user: dict[str, Counter[str]] = field(default_factory=dict)
@@ -342,6 +430,11 @@ class EmulatorStore:
     def users(self) -> list[SimUser]:
         with self.lock:
             return [copy.copy(user) for user in self._state.users.values()]
+
+    def friend_ids(self) -> list[str]:
+        """Users who have the account as a friend (not blocked, not new), oldest first."""
+        with self.lock:
+            return [uid for uid, user in self._state.users.items() if user.state == "friend"]
 
     def add_friends(self, user_ids: list[str], now: datetime) -> int:
         """Add many users who are already friends of the account (no webhooks): a benchmark's
@@ -469,8 +562,9 @@ class EmulatorStore:
         request_id: str,
         now: datetime,
     ) -> int:
-        """`deliver` (or `drop`) for each of many recipients of one request (multicast), under
-        one lock and with one copy of the messages they all share; returns how many got it."""
+        """`deliver` (or `drop`) for each of many recipients of one request (multicast,
+        broadcast, narrowcast), under one lock and with one copy of the messages they all
+        share; returns how many got it."""
         shared = copy.deepcopy(messages)
         labels = Counter(message_label(m) for m in messages)
         delivered = 0
@@ -534,6 +628,76 @@ class EmulatorStore:
     def deliveries(self) -> list[Delivery]:
         with self.lock:
             return list(self._state.deliveries)
+
+    def recipients_of(self, request_id: str, vias: set[str]) -> set[str] | None:
+        """Users a send with this request id (one of `vias`) reached; None if there was none."""
+        with self.lock:
+            if not any(a.request_id == request_id and a.via in vias for a in self._state.accepted):
+                return None
+            return {d.user_id for d in self._state.deliveries if d.request_id == request_id}
+
+    # --- audiences and narrowcasts --------------------------------------------------------------
+
+    def create_audience(
+        self,
+        description: str,
+        user_ids: list[str],
+        now: datetime,
+        *,
+        is_ifa: bool = False,
+    ) -> AudienceGroup:
+        with self.lock:
+            group_id = ids.audience_group_id()
+            while group_id in self._state.audiences:
+                group_id = ids.audience_group_id()
+            group = AudienceGroup(group_id, description, now, is_ifa=is_ifa)
+            group.members.update(dict.fromkeys(user_ids))
+            self._state.audiences[group_id] = group
+            return copy.deepcopy(group)
+
+    def add_to_audience(
+        self,
+        group_id: int,
+        user_ids: list[str],
+        now: datetime,
+        upload_description: str | None = None,
+    ) -> AudienceGroup:
+        """Add ids (already present ones are ignored); StoreError 404 for an unknown group."""
+        with self.lock:
+            group = self._state.audiences.get(group_id)
+            if group is None:
+                raise StoreError(f"no audience group {group_id}", status=404)
+            before = len(group.members)
+            group.members.update(dict.fromkeys(user_ids))
+            added = len(group.members) - before
+            group.jobs.append(AudienceJob(next(self._seq), upload_description, added, now))
+            return copy.deepcopy(group)
+
+    def audience(self, group_id: int) -> AudienceGroup | None:
+        with self.lock:
+            group = self._state.audiences.get(group_id)
+            return copy.deepcopy(group) if group else None
+
+    def audiences(self) -> list[AudienceGroup]:
+        with self.lock:
+            return [copy.deepcopy(group) for group in self._state.audiences.values()]
+
+    def delete_audience(self, group_id: int) -> bool:
+        with self.lock:
+            return self._state.audiences.pop(group_id, None) is not None
+
+    def record_narrowcast(self, progress: NarrowcastProgress) -> None:
+        with self.lock:
+            self._state.narrowcasts[progress.request_id] = copy.deepcopy(progress)
+
+    def narrowcast(self, request_id: str) -> NarrowcastProgress | None:
+        with self.lock:
+            found = self._state.narrowcasts.get(request_id)
+            return copy.deepcopy(found) if found else None
+
+    def narrowcasts(self) -> list[NarrowcastProgress]:
+        with self.lock:
+            return [copy.deepcopy(p) for p in self._state.narrowcasts.values()]
 
     # --- accepted sends -------------------------------------------------------------------------
 
@@ -618,8 +782,10 @@ class EmulatorStore:
             )
 
     def stats(self, per_user: bool = True) -> dict[str, Any]:
-        """Billable counts (one per recipient per push/multicast request; replies are free),
-        deliveries, accepted sends; per user too unless `per_user` is False."""
+        """Billable counts (one per recipient per push/multicast/broadcast/narrowcast request;
+        replies are free), deliveries, accepted sends; per user too unless `per_user` is False.
+        `billable_by_via` and `delivered_messages_by_via` always list reply/push/multicast;
+        broadcast and narrowcast appear once something went out that way."""
         with self.lock:
             billable_by_user = Counter(b.user_id for b in self._state.billable)
             billable_by_via = Counter(b.via for b in self._state.billable)

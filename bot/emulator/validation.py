@@ -215,7 +215,8 @@ def _dedupe(details: Iterable[ErrorDetail]) -> list[ErrorDetail]:
 
 @cache
 def load_spec(filename: str) -> SpecSchemas:
-    """One of the vendored specs (`messaging-api.yml`, `webhook.yml`), parsed once per process."""
+    """One of the vendored specs (`messaging-api.yml`, `manage-audience.yml`, `webhook.yml`),
+    parsed once per process."""
     text = resources.files("bot.emulator").joinpath("spec", filename).read_text("utf-8")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     return SpecSchemas(yaml.load(text, Loader=loader))
@@ -325,8 +326,11 @@ def line_limits(body: Any) -> list[ErrorDetail]:
     return found
 
 
-def validate_request(schema_name: str, body: Any) -> list[ErrorDetail]:
+def validate_request(
+    schema_name: str, body: Any, spec: str = "messaging-api.yml"
+) -> list[ErrorDetail]:
     """Schema errors first, then limit errors for properties the schema did not already flag.
+    `spec`: the vendored document holding the schema (`manage-audience.yml` for audiences).
 
     Bots send the same messages again and again with a fresh reply token each time, and full
     schema validation costs milliseconds; so results are memoised by the body with its reply
@@ -336,17 +340,17 @@ def validate_request(schema_name: str, body: Any) -> list[ErrorDetail]:
     try:
         key = json.dumps(body, sort_keys=True, ensure_ascii=False)
     except (TypeError, ValueError):
-        return _validate_uncached(schema_name, body)
-    return list(_validate_cached(schema_name, key))
+        return _validate_uncached(spec, schema_name, body)
+    return list(_validate_cached(spec, schema_name, key))
 
 
 @functools.lru_cache(maxsize=4096)
-def _validate_cached(schema_name: str, key: str) -> tuple[ErrorDetail, ...]:
-    return tuple(_validate_uncached(schema_name, json.loads(key)))
+def _validate_cached(spec: str, schema_name: str, key: str) -> tuple[ErrorDetail, ...]:
+    return tuple(_validate_uncached(spec, schema_name, json.loads(key)))
 
 
-def _validate_uncached(schema_name: str, body: Any) -> list[ErrorDetail]:
-    schema_errors = load_spec("messaging-api.yml").errors(schema_name, body)
+def _validate_uncached(spec: str, schema_name: str, body: Any) -> list[ErrorDetail]:
+    schema_errors = load_spec(spec).errors(schema_name, body)
     flagged = {detail.property for detail in schema_errors}
     extra = [detail for detail in line_limits(body) if detail.property not in flagged]
     return _dedupe([*schema_errors, *extra])
