@@ -152,6 +152,7 @@ def _register_optional() -> None:
     from bot.catalogue.cli import check_command, diagram_command, schema_command
     from bot.demo import demo_command
     from bot.emulator.cli import chat_command, emulator_command
+    from bot.reach_cli import audience_group, broadcast_group, segment_group
 
     main.add_command(check_command, "check")
     main.add_command(diagram_command, "diagram")
@@ -159,6 +160,9 @@ def _register_optional() -> None:
     main.add_command(emulator_command, "emulator")
     main.add_command(chat_command, "chat")
     main.add_command(demo_command, "demo")
+    main.add_command(segment_group, "segment")
+    main.add_command(broadcast_group, "broadcast")
+    main.add_command(audience_group, "audience")
 
 
 _register_optional()

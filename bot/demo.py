@@ -22,7 +22,7 @@ from bot.emulator.chat import run_chat
 from bot.emulator.config import EmulatorConfig
 from bot.http_server import ServerThread
 from bot.runtime import Runtime
-from bot.scheduler import deliver, run_steps
+from bot.scheduler import deliver, run_broadcasts, run_steps
 from bot.timeouts import expire_due_conversations
 from storage.migrate import upgrade
 
@@ -66,6 +66,7 @@ def run_worker_ticks(worker: DeliveryWorker, runtime: Runtime, stop: threading.E
         ticks += 1
         try:
             run_steps(runtime)
+            run_broadcasts(runtime, worker)
             deliver(worker)
             if ticks % 5 == 0:
                 expire_due_conversations(runtime)
@@ -77,6 +78,7 @@ def after_time_travel(worker: DeliveryWorker, runtime: Runtime) -> None:
     """The time machine moved the clock: run what became due now, not at the next tick."""
     expire_due_conversations(runtime)
     run_steps(runtime)
+    run_broadcasts(runtime, worker)
     deliver(worker)
 
 

@@ -11,16 +11,18 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from typing import Any
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
+from bot.broadcasts import Runner
 from bot.delivery.worker import DeliveryWorker
 from bot.runtime import Runtime
 from bot.timeouts import expire_due_conversations, run_due_sequence_steps
+from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 BACKLOG_WITH_PROGRESS = 1000  # show a progress line when a drain starts with this many due
@@ -55,6 +57,15 @@ def sweep(runtime: Runtime) -> None:
     expire_due_conversations(runtime)
 
 
+def run_broadcasts(runtime: Runtime, worker: DeliveryWorker) -> None:
+    """Start due broadcasts and queue them batch by batch (sent as each batch commits)."""
+
+    def send(rows: list[OutboxMessage]) -> list[Future[Any]]:
+        return [worker.pool.submit(runtime.sender.attempt, row) for row in rows]
+
+    Runner(runtime, send).run_due()
+
+
 def run_steps(runtime: Runtime, executor: Executor | None = None) -> None:
     """Plan due sequence steps into the outbox (they are sent at once, or by `deliver`)."""
     run_due_sequence_steps(runtime, executor=executor)
@@ -86,12 +97,14 @@ def run_worker(
         if once:
             sweep(runtime)
             run_steps(runtime, worker.pool)
+            run_broadcasts(runtime, worker)
             deliver(worker, console)
             return
         scheduler = build_scheduler(
             [
                 ("deliver", lambda: deliver(worker, console), tick_seconds),
                 ("steps", lambda: run_steps(runtime, worker.pool), tick_seconds),
+                ("broadcasts", lambda: run_broadcasts(runtime, worker), tick_seconds),
                 ("timeouts", lambda: sweep(runtime), sweep_seconds),
             ]
         )

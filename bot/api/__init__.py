@@ -7,9 +7,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from bot.api import reach
 from bot.api.errors import ApiError
 from bot.api.events import post_event
 from bot.api.friends import friend_json, get_friend, list_friends, patch_friend
+from bot.broadcasts import list_broadcasts
 from bot.runtime import Runtime
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -64,6 +66,60 @@ def change_friend(line_user_id: str) -> Any:
 @blueprint.post("/events")
 def outside_event() -> Any:
     return jsonify(post_event(runtime(), json_body()))
+
+
+@blueprint.post("/segments/count")
+def segment_count() -> Any:
+    return jsonify(reach.reach(runtime(), json_body(), sample=0))
+
+
+@blueprint.post("/segments/preview")
+def segment_preview() -> Any:
+    body = json_body()
+    size = body.pop("sample", 10)
+    if not isinstance(size, int) or not 1 <= size <= 100:
+        raise ApiError(422, "'sample' must be an integer from 1 to 100")
+    return jsonify(reach.reach(runtime(), body, sample=size))
+
+
+@blueprint.post("/broadcasts")
+def create_broadcast() -> Any:
+    return jsonify(reach.create_broadcast(runtime(), json_body())), 201
+
+
+@blueprint.get("/broadcasts")
+def broadcasts() -> Any:
+    return jsonify({"broadcasts": list_broadcasts(runtime())})
+
+
+@blueprint.get("/broadcasts/<int:broadcast_id>")
+def broadcast(broadcast_id: int) -> Any:
+    return jsonify(reach.broadcast_status(runtime(), broadcast_id))
+
+
+@blueprint.post("/broadcasts/<int:broadcast_id>/cancel")
+def cancel_broadcast(broadcast_id: int) -> Any:
+    return jsonify(reach.cancel_broadcast(runtime(), broadcast_id))
+
+
+@blueprint.post("/audiences")
+def upload_audience() -> Any:
+    """JSON `{"name", "user_ids": [...]}`, or a TXT/CSV body with `?name=`."""
+    if request.is_json:
+        body = json_body()
+        ids = body.get("user_ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise ApiError(422, "'user_ids' must be a list of LINE user ids")
+        result = reach.upload_audience(runtime(), body.get("name"), "\n".join(ids), "api")
+    else:
+        text = request.get_data(as_text=True)
+        result = reach.upload_audience(runtime(), request.args.get("name"), text, "api upload")
+    return jsonify(result), 201
+
+
+@blueprint.get("/audiences")
+def audiences() -> Any:
+    return jsonify(reach.audiences(runtime()))
 
 
 @blueprint.post("/flows/reload")

@@ -32,6 +32,7 @@ def friend_json(record: FriendRecord, session: Session) -> dict[str, Any]:
         "display_name": friend.display_name,
         "status": friend.status,
         "followed_at": to_json(friend.followed_at),
+        "route": friend.route,
         "tags": sorted(record.tags),
         "fields": {name: to_json(value) for name, value in sorted(record.fields.items())},
         "conversation": {"flow": conv.flow, "state": conv.state} if conv else None,
@@ -96,7 +97,7 @@ def _validate_patch(
     runtime: Runtime, body: dict[str, Any]
 ) -> tuple[list[str], list[str], dict[str, Any]]:
     catalogue = runtime.catalogue
-    unknown_keys = set(body) - {"add_tags", "remove_tags", "fields"}
+    unknown_keys = set(body) - {"add_tags", "remove_tags", "fields", "route"}
     if unknown_keys:
         raise ApiError(422, f"unknown key(s): {', '.join(sorted(unknown_keys))}")
     problems: list[str] = []
@@ -120,6 +121,13 @@ def _validate_patch(
             coerced[name] = coerce(definition, value, runtime.settings.tz)
         except InvalidValue as exc:
             problems.append(f"fields.{name}: {exc}")
+    route = body.get("route")
+    if (
+        "route" in body
+        and route is not None
+        and (not isinstance(route, str) or not 1 <= len(route) <= 100)
+    ):
+        problems.append("route: a text of 1–100 characters, or null")
     if problems:
         raise ApiError(422, "invalid change; nothing was applied", problems)
     return lists["add_tags"], lists["remove_tags"], coerced
@@ -130,6 +138,8 @@ def patch_friend(runtime: Runtime, line_user_id: str, body: dict[str, Any]) -> d
     add_tags, remove_tags, fields = _validate_patch(runtime, body)
 
     def change(turn: Turn) -> dict[str, Any]:
+        if "route" in body:  # 流入経路, reported by whoever owns the entry point
+            turn.record.friend.route = body["route"]
         runtime.dispatcher.apply_changes(turn, add_tags, remove_tags, fields)
         return friend_json(turn.record, turn.record.session)
 

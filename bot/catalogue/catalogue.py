@@ -6,7 +6,16 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.catalogue.models import EventDoc, FieldDef, FlowDoc, KeywordRule, LinkDef, SequenceDoc
+from bot.catalogue.models import (
+    BroadcastDoc,
+    EventDoc,
+    FieldDef,
+    FlowDoc,
+    KeywordRule,
+    LinkDef,
+    SegmentDoc,
+    SequenceDoc,
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -53,6 +62,8 @@ class Catalogue:
     links: dict[str, LinkDef] = field(default_factory=dict)
     events: dict[str, EventDoc] = field(default_factory=dict)
     sequences: dict[str, SequenceDoc] = field(default_factory=dict)
+    segments: dict[str, SegmentDoc] = field(default_factory=dict)
+    broadcasts: dict[str, BroadcastDoc] = field(default_factory=dict)
     folder: Path | None = None
 
     def flow_hash(self, name: str) -> str:

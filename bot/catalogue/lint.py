@@ -29,6 +29,7 @@ from bot.catalogue.models import (
     AnsweredCondition,
     AnyCondition,
     BlockedTrigger,
+    BroadcastDoc,
     ButtonAction,
     ButtonsMessageDef,
     CarouselMessageDef,
@@ -57,6 +58,7 @@ from bot.catalogue.models import (
     PostbackTrigger,
     RichMenuAction,
     SayAction,
+    SegmentDoc,
     SendAction,
     SequenceDoc,
     SequenceStep,
@@ -263,6 +265,10 @@ class Linter:
                 self.event_doc(loc, model)
             elif isinstance(model, SequenceDoc):
                 self.sequence_doc(doc, loc, model)
+            elif isinstance(model, SegmentDoc):
+                self.condition(loc, ["condition"], model.condition)
+            elif isinstance(model, BroadcastDoc):
+                self.broadcast_doc(loc, model)
         self.keywords()
         return self.problems
 
@@ -710,6 +716,16 @@ class Linter:
                 problem = value_problem(definition, definition.default)
                 if problem is not None:
                     self.report(loc, [*path, "default"], f"field '{name}': default {problem}")
+
+    def broadcast_doc(self, loc: Locator, broadcast: BroadcastDoc) -> None:
+        if isinstance(broadcast.segment, str):
+            if broadcast.segment not in self.catalogue.segments:
+                hint = suggest(broadcast.segment, sorted(self.catalogue.segments))
+                self.report(loc, ["segment"], f"unknown segment '{broadcast.segment}'{hint}")
+        else:
+            self.condition(loc, ["segment"], broadcast.segment)
+        for index, message in enumerate(broadcast.messages):
+            self.message(loc, ["messages", index], message)
 
     def event_doc(self, loc: Locator, event: EventDoc) -> None:
         if event.when is not None:

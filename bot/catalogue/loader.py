@@ -22,6 +22,7 @@ from bot.catalogue.catalogue import Catalogue, CatalogueError, FlowSource, Probl
 from bot.catalogue.explain import explain, show_value, suggest
 from bot.catalogue.models import (
     DOCUMENT_KINDS,
+    BroadcastDoc,
     EventDoc,
     FieldDef,
     FieldsDoc,
@@ -30,6 +31,7 @@ from bot.catalogue.models import (
     KeywordsDoc,
     LinkDef,
     LinksDoc,
+    SegmentDoc,
     SequenceDoc,
     TagsDoc,
 )
@@ -37,7 +39,7 @@ from bot.catalogue.source import Document, Locator, key_mark, mark_of, place, pl
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # Document kinds the YAML contract names but later issues will build.
-PLANNED_KINDS = ("broadcast", "rich_menu", "segment")
+PLANNED_KINDS = ("rich_menu",)
 KINDS_TEXT = ", ".join(DOCUMENT_KINDS)
 # Kinds that are collections rather than named things: one document may hold several of them.
 LIST_KINDS = ("fields", "tags", "keywords", "links")
@@ -347,6 +349,9 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
     event_home: dict[str, Document] = {}
     sequences: dict[str, SequenceDoc] = {}
     sequence_home: dict[str, Document] = {}
+    segments: dict[str, SegmentDoc] = {}
+    broadcasts: dict[str, BroadcastDoc] = {}
+    named_home: dict[tuple[str, str], Document] = {}
     for doc in documents:
         model = doc.model
         loc = doc.locator
@@ -397,6 +402,17 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
                 continue
             sequences[name] = model
             sequence_home[name] = doc
+        elif isinstance(model, SegmentDoc | BroadcastDoc):
+            kind, name = doc.kind, getattr(model, doc.kind)
+            named = segments if isinstance(model, SegmentDoc) else broadcasts
+            if name in named:
+                first = place(named_home[(kind, name)], [kind], doc.file)
+                problems.append(
+                    loc.problem([kind], f"{kind} '{name}' is already defined at {first}")
+                )
+                continue
+            named[name] = model  # type: ignore[assignment]
+            named_home[(kind, name)] = doc
         elif isinstance(model, KeywordsDoc):
             keywords.extend(model.keywords)
         elif isinstance(model, LinksDoc):
@@ -422,6 +438,8 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
         links=links,
         events=events,
         sequences=sequences,
+        segments=segments,
+        broadcasts=broadcasts,
         folder=folder,
     )
     return catalogue, problems

@@ -782,6 +782,29 @@ class SequenceDoc(Model):
         return self.anchor is not None
 
 
+class SegmentDoc(Model):
+    """A named segment: one condition reused by broadcasts, the API and the CLI by name."""
+
+    segment: Name
+    title: str | None = None
+    description: str | None = None
+    condition: Condition
+
+
+class BroadcastDoc(Model):
+    """A segment broadcast (セグメント配信) kept in YAML. With `send_at` (account time unless
+    it has an offset) `stepline worker` sends it once at that time; without, it is sent by
+    `stepline broadcast send NAME`."""
+
+    broadcast: Name
+    title: str | None = None
+    description: str | None = None
+    segment: Name | Condition  # a segment's name, or a condition
+    send_at: datetime | None = None
+    messages: list[MessageDef] = Field(min_length=1, max_length=5)
+    dry_run: bool = False
+
+
 DOCUMENT_KINDS: dict[str, type[Model]] = {
     "fields": FieldsDoc,
     "tags": TagsDoc,
@@ -790,6 +813,8 @@ DOCUMENT_KINDS: dict[str, type[Model]] = {
     "links": LinksDoc,
     "event": EventDoc,
     "sequence": SequenceDoc,
+    "segment": SegmentDoc,
+    "broadcast": BroadcastDoc,
 }
 
 for _model in (

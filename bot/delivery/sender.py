@@ -122,27 +122,41 @@ class Sender:
             if not self.db.is_sqlite:
                 due = due.with_for_update(skip_locked=True)
             ids = list(session.scalars(due))
-            if not ids:
-                return []
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(ids))
-                .values(
-                    status="sending",
-                    owner=self.owner,
-                    lease_until=now + self.lease,
-                    attempts=OutboxMessage.attempts + 1,
-                )
+            return self._take(session, ids, now)
+
+    def claim_ids(self, ids: list[int]) -> list[OutboxMessage]:
+        """Claim these rows if they are still pending (a broadcast's batch, sent at once;
+        a row cancelled meanwhile is left alone)."""
+        now = self.clock.now()
+        with self.db.write() as session:
+            pending = select(OutboxMessage.id).where(
+                OutboxMessage.id.in_(ids), OutboxMessage.status == "pending"
             )
-            rows = list(
-                session.scalars(
-                    select(OutboxMessage)
-                    .where(OutboxMessage.id.in_(ids))
-                    .order_by(OutboxMessage.id)
-                )
+            if not self.db.is_sqlite:
+                pending = pending.with_for_update(skip_locked=True)
+            return self._take(session, list(session.scalars(pending)), now)
+
+    def _take(self, session: Session, ids: list[int], now: datetime) -> list[OutboxMessage]:
+        """Mark the rows as this sender's (owner + lease) and return them, blocked skipped."""
+        if not ids:
+            return []
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids))
+            .values(
+                status="sending",
+                owner=self.owner,
+                lease_until=now + self.lease,
+                attempts=OutboxMessage.attempts + 1,
             )
-            self._skip_blocked(session, rows)
-            return [row for row in rows if row.status == "sending"]
+        )
+        rows = list(
+            session.scalars(
+                select(OutboxMessage).where(OutboxMessage.id.in_(ids)).order_by(OutboxMessage.id)
+            )
+        )
+        self._skip_blocked(session, rows)
+        return [row for row in rows if row.status == "sending"]
 
     def _skip_blocked(self, session: Session, rows: list[OutboxMessage]) -> None:
         """A friend who blocked the account receives nothing: don't spend a request on it."""

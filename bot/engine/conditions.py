@@ -45,14 +45,16 @@ def evaluate(condition: Condition, record: FriendRecord) -> bool:
         return spec.value is None or answers[spec.step] == spec.value
     if isinstance(condition, InSequenceCondition):
         return record.in_sequence(condition.in_sequence)
-    if isinstance(condition, ClickedCondition | RouteCondition | AudienceCondition):
-        # Link clicks, routes and audiences are recorded by later features;
-        # until they exist no friend matches them (check warns about their use).
-        return False
+    if isinstance(condition, ClickedCondition):
+        return record.clicked(condition.clicked, condition.within)
+    if isinstance(condition, RouteCondition):
+        return record.friend.route == condition.route
+    if isinstance(condition, AudienceCondition):
+        return condition.audience in record.audiences
     raise TypeError(f"unknown condition {type(condition).__name__}")
 
 
-def _as_time(operand: Any) -> Any:
+def as_time(operand: Any) -> Any:
     """A YAML operand written as text ("2026-12-01", "2026-12-01 10:00") as a date/datetime."""
     if isinstance(operand, str):
         try:
@@ -69,7 +71,7 @@ def _comparable(value: Any, operand: Any, tz: ZoneInfo) -> tuple[Any, Any]:
     Stored datetimes are UTC; operands without a zone mean the account's time zone, so a
     reservation at 08:00 JST on 1 December is `{gte: 2026-12-01}`."""
     if isinstance(value, datetime | date):
-        operand = _as_time(operand)
+        operand = as_time(operand)
     if isinstance(value, datetime):
         local = value.astimezone(tz)
         if isinstance(operand, datetime):

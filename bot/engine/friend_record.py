@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.catalogue import Catalogue
 from bot.engine import fields as fieldlib
-from storage.models import Answer, FieldValue, Friend, FriendTag, SequenceEnrollment, Tag
+from storage.models import (
+    Answer,
+    Audience,
+    AudienceMember,
+    FieldValue,
+    Friend,
+    FriendTag,
+    LinkClick,
+    SequenceEnrollment,
+    Tag,
+)
 from storage.upsert import insert_ignore
 
 
@@ -37,6 +47,8 @@ class FriendRecord:
         self._tags: set[str] | None = None
         self._fields: dict[str, Any] | None = None
         self._answers: dict[str, dict[str, Any]] | None = None
+        self._clicks: dict[str, datetime] | None = None
+        self._audiences: set[str] | None = None
 
     # ------------------------------------------------------------------ tags
 
@@ -177,6 +189,47 @@ class FriendRecord:
         )
         if self._answers is not None:  # keep a loaded cache right; never load just for this
             self._answers.setdefault(flow, {})[step] = fieldlib.to_json(value)
+
+    # ------------------------------------------------------------------ clicks
+
+    @property
+    def clicks(self) -> dict[str, datetime]:
+        """The latest click per tracked link."""
+        if self._clicks is None:
+            rows = self.session.execute(
+                select(LinkClick.link, func.max(LinkClick.clicked_at))
+                .where(LinkClick.friend_id == self.friend.id)
+                .group_by(LinkClick.link)
+            )
+            self._clicks = {link: at for link, at in rows}
+        return self._clicks
+
+    def clicked(self, link: str, within: timedelta | None = None) -> bool:
+        """Has the friend clicked that link (in the last `within`, if given)?"""
+        latest = self.clicks.get(link)
+        if latest is None:
+            return False
+        return within is None or latest >= self.now - within
+
+    def note_click(self, link: str, at: datetime) -> None:
+        """Keep a loaded cache right after a click row was written; never load just for this."""
+        if self._clicks is not None:
+            latest = self._clicks.get(link)
+            self._clicks[link] = at if latest is None else max(latest, at)
+
+    # ------------------------------------------------------------------ audiences
+
+    @property
+    def audiences(self) -> set[str]:
+        """Names of the uploaded audiences (lists of LINE user ids) the friend is in."""
+        if self._audiences is None:
+            rows = self.session.execute(
+                select(Audience.name)
+                .join(AudienceMember, AudienceMember.audience_id == Audience.id)
+                .where(AudienceMember.line_user_id == self.friend.line_user_id)
+            )
+            self._audiences = {name for (name,) in rows}
+        return self._audiences
 
 
 class TagIds:

@@ -41,10 +41,24 @@ def test_friend_shape_mid_flow(stack: Stack) -> None:
         "display_name": "花子",
         "status": "following",
         "followed_at": body["followed_at"],
+        "route": None,
         "tags": [],
         "fields": {"points": 0},
         "conversation": {"flow": "welcome", "state": "gender"},
     }
+
+
+def test_route_is_set_through_the_api_and_validated(stack: Stack) -> None:
+    user = stack.user("花子")
+    user.follow()
+    response = stack.api("PATCH", f"/friends/{user.user_id}", json={"route": "instagram"})
+    assert response.status_code == 200, response.text
+    assert stack.friend(user)["route"] == "instagram"
+    bad = stack.api("PATCH", f"/friends/{user.user_id}", json={"route": "x" * 101})
+    assert bad.status_code == 422 and "route" in bad.text
+    assert stack.friend(user)["route"] == "instagram"
+    counted = stack.api("POST", "/segments/count", json={"segment": {"route": "instagram"}})
+    assert counted.json()["count"] == 1
 
 
 def test_list_paged_and_filtered_by_tag(stack: Stack) -> None:

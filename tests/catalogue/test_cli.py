@@ -63,7 +63,7 @@ def test_check_prints_paths_relative_to_the_current_folder(example: Path, write:
     assert result.exit_code == 1
     assert result.output.splitlines()[0] == (
         "flows/bad.yaml:3:1: unknown document kind 'zzz'; a document starts with one of:"
-        " fields, tags, flow, keywords, links, event, sequence"
+        " fields, tags, flow, keywords, links, event, sequence, segment, broadcast"
     )
 
 

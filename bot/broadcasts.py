@@ -1,0 +1,494 @@
+"""Segment broadcasts (セグメント配信): create, run in batches, cancel, report.
+
+A broadcast is a row (`broadcasts`) that goes scheduled → sending → done (or cancelled).
+When sending starts its audience is frozen with one INSERT … SELECT into
+`broadcast_recipients` (never the ids in memory); then batches of `BATCH` recipients are
+written to the outbox — multicasts of ≤ 500 when the messages are the same for everyone,
+pushes rendered per friend when they hold a template — each batch in its own transaction that
+also moves the broadcast's `cursor`; its rows are claimed and sent right after the commit.
+Cancelling stops every row not yet claimed by a sender (those in flight finish). A worker holds the broadcast under an owner + lease, so a
+crashed one is taken over where it stopped; outbox rows carry retry keys, so nothing is sent
+twice. A dry run does all of it but writes its rows as `dry_run`, which no sender takes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Table, func, insert, literal, or_, select, update
+
+from bot.catalogue.models import BroadcastDoc, MessageDef
+from bot.delivery.outbox import queue_for_friend, queue_multicast
+from bot.engine.friend_record import FriendRecord
+from bot.engine.templates import contains_template
+from bot.engine.turn import Turn
+from bot.messages import MAX_MESSAGES_PER_REQUEST, build
+from bot.runtime import Runtime
+from bot.segments import SegmentError, matching_ids_select, resolve
+from storage.models import Broadcast, BroadcastRecipient, Friend, OutboxMessage
+from storage.upsert import insert_ignore
+
+log = logging.getLogger(__name__)
+
+BATCH = 5000  # recipients per outbox transaction: ten multicasts
+LEASE = timedelta(seconds=60)
+OPEN = ("scheduled", "sending")
+_MESSAGES = TypeAdapter(list[MessageDef])
+
+SendRows = Callable[[list[OutboxMessage]], "list[Future[Any]]"]
+
+
+class BroadcastError(ValueError):
+    """Bad input for a broadcast, or an action its state does not allow (HTTP 422/404/409)."""
+
+    def __init__(self, message: str, status: int = 422, details: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.details = details or []
+
+
+@dataclass(frozen=True)
+class Progress:
+    planned: int
+    queued: int
+
+
+# ------------------------------------------------------------------ creating
+
+
+def check_messages(messages: Any) -> list[MessageDef]:
+    """Message definitions as in YAML (`[{text: …}]`), 1–5 of them, each buildable."""
+    if not isinstance(messages, list) or not messages:
+        raise BroadcastError("'messages' must be a non-empty list of message objects")
+    if len(messages) > MAX_MESSAGES_PER_REQUEST:
+        raise BroadcastError(
+            f"'messages' holds {len(messages)}; LINE takes at most "
+            f"{MAX_MESSAGES_PER_REQUEST} per request"
+        )
+    try:
+        parsed = _MESSAGES.validate_python(messages)
+    except ValidationError as exc:
+        details = [f"messages.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
+        raise BroadcastError("'messages' are not valid message objects", details=details) from exc
+    for index, message in enumerate(parsed):
+        try:
+            build(message)
+        except ValueError as exc:
+            raise BroadcastError(f"messages.{index}: {exc}") from exc
+    return parsed
+
+
+def parse_send_at(value: Any, runtime: Runtime) -> datetime:
+    """ISO 8601; without an offset it is the account's time zone."""
+    if value is None:
+        return runtime.clock.now()
+    if not isinstance(value, str):
+        raise BroadcastError("'send_at' must be an ISO 8601 date-time string")
+    try:
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BroadcastError(f"'send_at' {value!r} is not an ISO 8601 date-time") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=runtime.settings.tz)
+    return moment
+
+
+def create_broadcast(
+    runtime: Runtime,
+    *,
+    segment: Any,
+    messages: Any,
+    send_at: Any = None,
+    dry_run: bool = False,
+    name: str | None = None,
+    key: str | None = None,
+) -> Broadcast:
+    """Validate everything, then store the broadcast (scheduled); nothing on bad input."""
+    if segment is None:
+        raise BroadcastError("'segment' is required: a condition or the name of a segment")
+    try:
+        condition = resolve(segment, runtime.catalogue)
+    except SegmentError as exc:
+        raise BroadcastError(str(exc)) from exc
+    check_messages(messages)
+    if not isinstance(dry_run, bool):
+        raise BroadcastError("'dry_run' must be true or false")
+    moment = parse_send_at(send_at, runtime)
+    now = runtime.clock.now()
+    with runtime.db.write() as session:
+        row = Broadcast(
+            name=name,
+            key=key,
+            segment=segment
+            if isinstance(segment, dict | str)
+            else condition.model_dump(mode="json", by_alias=True, exclude_unset=True),
+            messages=messages,
+            send_at=moment,
+            status="scheduled",
+            dry_run=dry_run,
+            cursor=0,
+            queued_all=False,
+            created_at=now,
+        )
+        session.add(row)
+        session.flush()
+        session.expunge(row)
+    log.info("broadcast %d planned for %s%s", row.id, moment.isoformat(), " (dry run)" * dry_run)
+    return row
+
+
+def cancel_broadcast(runtime: Runtime, broadcast_id: int) -> dict[str, Any]:
+    """Stop what is not yet sent: open rows of the broadcast are cancelled."""
+    now = runtime.clock.now()
+    with runtime.db.write() as session:
+        row = session.get(Broadcast, broadcast_id, with_for_update=True)
+        if row is None:
+            raise BroadcastError(f"no broadcast {broadcast_id}", status=404)
+        if row.status not in OPEN:
+            raise BroadcastError(f"broadcast {broadcast_id} is already {row.status}", status=409)
+        row.status, row.finished_at, row.owner, row.lease_until = "cancelled", now, None, None
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status == "pending")
+            .values(status="cancelled", error="broadcast cancelled")
+        )
+    return broadcast_status(runtime, broadcast_id)
+
+
+def doc_segment(doc: BroadcastDoc) -> Any:
+    """A `broadcast:` document's segment as stored: a name, or the condition's JSON form."""
+    if isinstance(doc.segment, str):
+        return doc.segment
+    return doc.segment.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def doc_messages(doc: BroadcastDoc) -> list[Any]:
+    return [m.model_dump(mode="json", by_alias=True, exclude_unset=True) for m in doc.messages]
+
+
+def create_from_catalogue(runtime: Runtime, name: str, *, dry_run: bool = False) -> Broadcast:
+    """`stepline broadcast send NAME`: the catalogue's `broadcast:` document, now."""
+    doc = runtime.catalogue.broadcasts.get(name)
+    if doc is None:
+        known = ", ".join(sorted(runtime.catalogue.broadcasts)) or "none"
+        raise BroadcastError(f"no broadcast document '{name}' (known: {known})", status=404)
+    return create_broadcast(
+        runtime,
+        segment=doc_segment(doc),
+        messages=doc_messages(doc),
+        dry_run=dry_run or doc.dry_run,
+        name=name,
+    )
+
+
+# ------------------------------------------------------------------ reporting
+
+
+def broadcast_status(runtime: Runtime, broadcast_id: int) -> dict[str, Any]:
+    with runtime.db.read() as session:
+        row = session.get(Broadcast, broadcast_id)
+        if row is None:
+            raise BroadcastError(f"no broadcast {broadcast_id}", status=404)
+        recipients = func.json_array_length(OutboxMessage.recipients)
+        by_status: dict[str, Any] = dict(
+            session.execute(
+                select(OutboxMessage.status, func.coalesce(func.sum(recipients), 0))
+                .where(OutboxMessage.broadcast_id == broadcast_id)
+                .group_by(OutboxMessage.status)
+            ).all()
+        )
+        return _status_json(row, {k: int(v) for k, v in by_status.items()})
+
+
+def _status_json(row: Broadcast, by_status: dict[str, int]) -> dict[str, Any]:
+    queued = sum(by_status.values())
+    return {
+        "id": row.id,
+        "name": row.name,
+        "status": row.status,
+        "dry_run": row.dry_run,
+        "send_at": row.send_at.isoformat(),
+        "segment": row.segment,
+        "planned": row.planned,
+        "queued": queued,
+        "accepted": by_status.get("sent", 0),
+        "failed": by_status.get("failed", 0),
+        "skipped": by_status.get("skipped", 0),
+        "cancelled": by_status.get("cancelled", 0),
+        "pending": by_status.get("pending", 0) + by_status.get("sending", 0),
+        "dry_run_rows": by_status.get("dry_run", 0),
+        "created_at": row.created_at.isoformat(),
+        "started_at": row.started_at.isoformat() if row.started_at else None,
+        "finished_at": row.finished_at.isoformat() if row.finished_at else None,
+        "error": row.error,
+    }
+
+
+def list_broadcasts(runtime: Runtime, limit: int = 50) -> list[dict[str, Any]]:
+    with runtime.db.read() as session:
+        ids = session.scalars(select(Broadcast.id).order_by(Broadcast.id.desc()).limit(limit)).all()
+    return [broadcast_status(runtime, i) for i in ids]
+
+
+# ------------------------------------------------------------------ running
+
+
+class Runner:
+    """Takes due broadcasts and writes them to the outbox batch by batch."""
+
+    def __init__(self, runtime: Runtime, send: SendRows) -> None:
+        self.runtime = runtime
+        self.send = send
+        self.owner = f"broadcast-{uuid.uuid4().hex[:12]}"
+        self._queued: dict[int, int] = {}  # recipients written so far, per broadcast
+
+    def run_due(self, progress: Callable[[int, Progress], None] | None = None) -> int:
+        """Run every due broadcast to the end of its queueing; returns how many were run."""
+        self.schedule_catalogue()
+        ran = 0
+        while (broadcast_id := self._claim_next()) is not None:
+            self.run(broadcast_id, progress)
+            ran += 1
+        self._finish_sent()
+        return ran
+
+    def run(
+        self, broadcast_id: int, progress: Callable[[int, Progress], None] | None = None
+    ) -> None:
+        in_flight: list[Future[Any]] = []
+        while True:
+            step = self._queue_batch(broadcast_id)
+            if step is None:
+                break
+            batch, sends = step
+            # Backpressure: at most two batches between the outbox and LINE, so neither
+            # memory nor a crash's re-send window grows with the audience.
+            wait(in_flight)
+            in_flight = sends
+            if progress:
+                progress(broadcast_id, batch)
+        wait(in_flight)
+
+    # -- claiming and freezing
+
+    def _claim_next(self, only: int | None = None) -> int | None:
+        runtime = self.runtime
+        now = runtime.clock.now()
+        with runtime.db.write() as session:
+            statement = (
+                select(Broadcast)
+                .where(
+                    or_(
+                        (Broadcast.status == "scheduled") & (Broadcast.send_at <= now),
+                        (Broadcast.status == "sending")
+                        & ~Broadcast.queued_all
+                        & or_(Broadcast.lease_until.is_(None), Broadcast.lease_until < now),
+                    )
+                )
+                .order_by(Broadcast.send_at, Broadcast.id)
+                .limit(1)
+            )
+            if only is not None:
+                statement = statement.where(Broadcast.id == only)
+            if not runtime.db.is_sqlite:
+                statement = statement.with_for_update(skip_locked=True)
+            row = session.scalars(statement).first()
+            if row is None:
+                return None
+            row.owner, row.lease_until = self.owner, now + LEASE
+            if row.status == "scheduled":
+                self._freeze(session, row, now)
+            return row.id
+
+    def schedule_catalogue(self) -> int:
+        """A `broadcast:` document with `send_at` becomes a row once (keyed by its name and
+        time), so it fires once however many workers and ticks see it; returns how many."""
+        runtime = self.runtime
+        made = 0
+        now = runtime.clock.now()
+        for name, doc in runtime.catalogue.broadcasts.items():
+            if doc.send_at is None:
+                continue
+            send_at = doc.send_at
+            if send_at.tzinfo is None:
+                send_at = send_at.replace(tzinfo=runtime.settings.tz)
+            with runtime.db.write() as session:
+                made += insert_ignore(
+                    session,
+                    cast(Table, Broadcast.__table__),
+                    {
+                        "name": name,
+                        "key": f"yaml:{name}:{send_at.isoformat()}",
+                        "segment": doc_segment(doc),
+                        "messages": doc_messages(doc),
+                        "send_at": send_at,
+                        "status": "scheduled",
+                        "dry_run": doc.dry_run,
+                        "cursor": 0,
+                        "queued_all": False,
+                        "created_at": now,
+                    },
+                    ["key"],
+                )
+        return made
+
+    def claim(self, broadcast_id: int) -> bool:
+        """Take this broadcast now if it is due and nobody holds it (the CLI's `send`)."""
+        return self._claim_next(only=broadcast_id) is not None
+
+    def _freeze(self, session: Any, row: Broadcast, now: datetime) -> None:
+        runtime = self.runtime
+        try:
+            condition = resolve(row.segment, runtime.catalogue)
+        except SegmentError as exc:
+            row.status, row.error, row.finished_at = "cancelled", str(exc), now
+            log.error("broadcast %d: %s; cancelled", row.id, exc)
+            return
+        ids = matching_ids_select(
+            condition, catalogue=runtime.catalogue, tz=runtime.settings.tz, now=now
+        )
+        subquery = ids.subquery()
+        session.execute(
+            insert(BroadcastRecipient).from_select(
+                ["broadcast_id", "friend_id"],
+                select(literal(row.id), subquery.c[0]),
+            )
+        )
+        planned = session.scalar(
+            select(func.count())
+            .select_from(BroadcastRecipient)
+            .where(BroadcastRecipient.broadcast_id == row.id)
+        )
+        row.planned, row.status, row.started_at = int(planned or 0), "sending", now
+        log.info("broadcast %d: audience frozen at %d friend(s)", row.id, row.planned)
+
+    # -- batches
+
+    def _queue_batch(self, broadcast_id: int) -> tuple[Progress, list[Future[Any]]] | None:
+        """Write the next batch to the outbox; None when there is nothing (more) to do."""
+        runtime = self.runtime
+        now = runtime.clock.now()
+        with runtime.db.write() as session:
+            row = session.get(Broadcast, broadcast_id, with_for_update=True)
+            if row is None or row.status != "sending" or row.owner != self.owner:
+                return None  # cancelled, or taken over after our lease ran out
+            recipients = session.execute(
+                select(BroadcastRecipient.friend_id, Friend.line_user_id, Friend.status)
+                .join(Friend, Friend.id == BroadcastRecipient.friend_id)
+                .where(
+                    BroadcastRecipient.broadcast_id == broadcast_id,
+                    BroadcastRecipient.friend_id > row.cursor,
+                )
+                .order_by(BroadcastRecipient.friend_id)
+                .limit(BATCH)
+            ).all()
+            row.lease_until = now + LEASE
+            if not recipients:
+                row.queued_all = True
+                if row.dry_run:
+                    row.status, row.finished_at = "done", now
+                return None
+            following = [r for r in recipients if r.status == "following"]
+            rows = self._queue(session, row, following, now) if following else []
+            row.cursor = recipients[-1].friend_id
+            done = self._queued.get(broadcast_id)
+            if done is None:  # first batch here (or taken over): count what came before
+                done = int(
+                    session.scalar(
+                        select(func.count())
+                        .select_from(BroadcastRecipient)
+                        .where(
+                            BroadcastRecipient.broadcast_id == broadcast_id,
+                            BroadcastRecipient.friend_id < recipients[0].friend_id,
+                        )
+                    )
+                    or 0
+                )
+            done += len(recipients)
+            self._queued[broadcast_id] = done
+            step = Progress(planned=row.planned or 0, queued=done)
+            dry_run, ids = row.dry_run, [r.id for r in rows]
+        sends: list[Future[Any]] = []
+        if ids and not dry_run:
+            # Claimed only now: a row cancelled before this moment is never sent.
+            sends = self.send(runtime.sender.claim_ids(ids))
+        return step, sends
+
+    def _queue(
+        self, session: Any, row: Broadcast, recipients: list[Any], now: datetime
+    ) -> list[OutboxMessage]:
+        runtime = self.runtime
+        cause = f"broadcast:{row.id}"
+        definitions = _MESSAGES.validate_python(row.messages)
+        if not contains_template(json.dumps(row.messages, ensure_ascii=False)):
+            messages = [build(m) for m in definitions]
+            rows = queue_multicast(
+                session,
+                [r.line_user_id for r in recipients],
+                messages,
+                cause=cause,
+                now=now,
+            )
+        else:  # personal: rendered for each friend, one push each
+            rows = []
+            tag_ids = runtime.tag_ids.fork()
+            for recipient in recipients:
+                friend = session.get(Friend, recipient.friend_id)
+                turn = Turn(
+                    record=FriendRecord(
+                        session, friend, runtime.catalogue, now, runtime.settings.tz, tag_ids
+                    ),
+                    catalogue=runtime.catalogue,
+                    templates=runtime.templates,
+                    cause=cause,
+                )
+                for message in definitions:
+                    turn.send(message)
+                rows += queue_for_friend(
+                    session,
+                    friend,
+                    turn.outgoing,
+                    reply_token=None,
+                    cause=cause,
+                    now=now,
+                )
+        for outbox_row in rows:
+            outbox_row.broadcast_id = row.id
+            if row.dry_run:
+                outbox_row.status = "dry_run"
+        session.flush()
+        return rows
+
+    def _finish_sent(self) -> None:
+        """Broadcasts whose every row is queued and settled are done."""
+        runtime = self.runtime
+        now = runtime.clock.now()
+        with runtime.db.write() as session:
+            candidates = session.scalars(
+                select(Broadcast).where(Broadcast.status == "sending", Broadcast.queued_all)
+            ).all()
+            for row in candidates:
+                open_rows = session.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(
+                        OutboxMessage.broadcast_id == row.id,
+                        OutboxMessage.status.in_(("pending", "sending")),
+                    )
+                )
+                if not open_rows:
+                    row.status, row.finished_at, row.owner, row.lease_until = (
+                        "done",
+                        now,
+                        None,
+                        None,
+                    )
