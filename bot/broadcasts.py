@@ -2,13 +2,14 @@
 
 A broadcast is a row (`broadcasts`) that goes scheduled → sending → done (or cancelled).
 When sending starts its audience is frozen with one INSERT … SELECT into
-`broadcast_recipients` (never the ids in memory); then batches of `BATCH` recipients are
-written to the outbox — multicasts of ≤ 500 when the messages are the same for everyone,
-pushes rendered per friend when they hold a template — each batch in its own transaction that
-also moves the broadcast's `cursor`; its rows are claimed and sent right after the commit.
-Cancelling stops every row not yet claimed by a sender (those in flight finish). A worker holds the broadcast under an owner + lease, so a
-crashed one is taken over where it stopped; outbox rows carry retry keys, so nothing is sent
-twice. A dry run does all of it but writes its rows as `dry_run`, which no sender takes.
+`broadcast_recipients` (never the ids in memory); then batches of `STEPLINE_BROADCAST_BATCH`
+(5,000) recipients are written to the outbox — multicasts of ≤ 500 when the messages are the
+same for everyone, pushes rendered per friend when they hold a template — each batch in its
+own transaction that also moves the broadcast's `cursor`; its rows are claimed and sent right
+after the commit. Cancelling stops every row not yet claimed by a sender (those in flight
+finish). A worker holds the broadcast under an owner + lease, so a crashed one is taken over
+where it stopped; outbox rows carry retry keys, so nothing is sent twice. A dry run does all
+of it but writes its rows as `dry_run`, which no sender takes.
 """
 
 from __future__ import annotations
@@ -38,8 +39,6 @@ from storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 
-BATCH = 5000  # recipients per outbox transaction: ten multicasts
-LEASE = timedelta(seconds=60)
 OPEN = ("scheduled", "sending")
 _MESSAGES = TypeAdapter(list[MessageDef])
 
@@ -249,6 +248,10 @@ class Runner:
         self.runtime = runtime
         self.send = send
         self.owner = f"broadcast-{uuid.uuid4().hex[:12]}"
+        # The same lease as outbox rows (STEPLINE_OUTBOX_LEASE_SECONDS): how long a worker
+        # that stopped answering keeps its broadcast before another one continues it.
+        self.lease = timedelta(seconds=runtime.settings.outbox_lease_seconds)
+        self.batch = runtime.settings.broadcast_batch  # ten multicasts by default
         self._queued: dict[int, int] = {}  # recipients written so far, per broadcast
 
     def run_due(self, progress: Callable[[int, Progress], None] | None = None) -> int:
@@ -304,7 +307,7 @@ class Runner:
             row = session.scalars(statement).first()
             if row is None:
                 return None
-            row.owner, row.lease_until = self.owner, now + LEASE
+            row.owner, row.lease_until = self.owner, now + self.lease
             if row.status == "scheduled":
                 self._freeze(session, row, now)
             return row.id
@@ -389,9 +392,9 @@ class Runner:
                     BroadcastRecipient.friend_id > row.cursor,
                 )
                 .order_by(BroadcastRecipient.friend_id)
-                .limit(BATCH)
+                .limit(self.batch)
             ).all()
-            row.lease_until = now + LEASE
+            row.lease_until = now + self.lease
             if not recipients:
                 row.queued_all = True
                 if row.dry_run:

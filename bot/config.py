@@ -42,6 +42,7 @@ class Settings:
     late_steps_grace_seconds: float = 3600.0
     plan: str = "free"  # LINE Official Account plan: free | light | standard
     extra_message_yen: float = 3.0  # price of one message beyond the plan (standard only)
+    broadcast_batch: int = 5000  # recipients written to the outbox per transaction
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -77,6 +78,7 @@ class Settings:
             late_steps_grace_seconds=_positive(env, "STEPLINE_LATE_STEPS_GRACE_SECONDS", 3600.0),
             plan=env.get("STEPLINE_PLAN", "free"),
             extra_message_yen=_positive(env, "STEPLINE_EXTRA_MESSAGE_YEN", 3.0),
+            broadcast_batch=int(_positive(env, "STEPLINE_BROADCAST_BATCH", 5000)),
         )
         settings.validate()
         return settings

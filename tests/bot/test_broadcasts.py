@@ -14,7 +14,6 @@ from typing import Any
 import pytest
 import requests
 
-from bot import broadcasts
 from bot.broadcasts import Runner
 from bot.delivery.worker import DeliveryWorker
 from storage.models import OutboxMessage
@@ -137,7 +136,7 @@ def test_scheduled_broadcast_fires_once_at_its_time(stack: Stack) -> None:
     assert status(stack, broadcast_id)["status"] == "done"
 
 
-def test_cancel_before_and_during_sending(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancel_before_and_during_sending(stack: Stack) -> None:
     friends(stack, 5)
     later = (stack.clock.now() + timedelta(hours=1)).isoformat()
     scheduled = create(stack, segment={"followed_within": "1d"}, send_at=later)
@@ -145,10 +144,10 @@ def test_cancel_before_and_during_sending(stack: Stack, monkeypatch: pytest.Monk
     assert response.status_code == 200 and response.json()["status"] == "cancelled"
     assert stack.api("POST", f"/broadcasts/{scheduled}/cancel").status_code == 409
 
-    monkeypatch.setattr(broadcasts, "BATCH", 2)
     running = create(stack, segment={"followed_within": "1d"})
     held: list[OutboxMessage] = []
     runner = Runner(stack.runtime, lambda rows: held.extend(rows) or [])
+    runner.batch = 2
     assert runner.claim(running)
     runner._queue_batch(running)  # two friends queued and claimed, not yet sent
     assert stack.api("POST", f"/broadcasts/{running}/cancel").json()["status"] == "cancelled"
@@ -163,14 +162,12 @@ def test_cancel_before_and_during_sending(stack: Stack, monkeypatch: pytest.Monk
     assert got(stack, "冬のキャンペーンのお知らせ") == {} or result["accepted"] <= 2
 
 
-def test_a_broadcast_dropped_half_way_resumes_without_duplicates(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_broadcast_dropped_half_way_resumes_without_duplicates(stack: Stack) -> None:
     users = friends(stack, 7)
-    monkeypatch.setattr(broadcasts, "BATCH", 3)
     broadcast_id = create(stack, segment={"followed_within": "1d"})
     lost: list[OutboxMessage] = []
     crashed = Runner(stack.runtime, lambda rows: lost.extend(rows) or [])
+    crashed.batch = 3
     assert crashed.claim(broadcast_id)
     crashed._queue_batch(broadcast_id)  # committed, then the process "died" before sending
     assert lost and status(stack, broadcast_id)["queued"] == 3

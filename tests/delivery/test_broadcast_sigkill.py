@@ -1,0 +1,155 @@
+"""A broadcast whose worker is killed with SIGKILL at random moments, while the emulator
+injects faults, still reaches every recipient exactly once: the audience is frozen once, the
+cursor resumes where the dead worker stopped, and claimed rows are re-sent with their keys."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy import func, insert, select
+
+from bot.broadcasts import broadcast_status, create_broadcast
+from bot.clock import SystemClock
+from bot.config import Settings
+from bot.emulator.app import create_emulator_app
+from bot.emulator.config import EmulatorConfig
+from bot.http_server import ServerThread
+from bot.runtime import Runtime
+from storage.db import Database
+from storage.models import Friend, OutboxMessage
+from tests.delivery.test_exactly_once import wait_until_started
+from tests.support import SECRET, TOKEN
+
+STEPLINE = str(Path(sys.executable).parent / "stepline")
+FRIENDS = 150
+
+
+def unfinished(db: Database, broadcast_id: int, runtime: Runtime) -> bool:
+    with db.read() as session:
+        open_rows = session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.status.in_(("pending", "sending")))
+        )
+    return bool(open_rows) or broadcast_status(runtime, broadcast_id)["status"] != "done"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_broadcast_reaches_everyone_once_through_sigkill_and_faults(
+    db: Database, tmp_path: Path
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "tags.yaml").write_text("tags: [冬]\n", encoding="utf-8")
+    emulator = ServerThread(
+        create_emulator_app(
+            EmulatorConfig(channel_secret=SECRET, channel_access_token=TOKEN, clock=SystemClock())
+        )
+    ).start()
+    base = f"{emulator.url}/_emulator"
+    settings = Settings(
+        database_url=db.url,
+        channel_secret=SECRET,
+        channel_access_token=TOKEN,
+        line_api_base_url=emulator.url,
+        line_data_api_base_url=emulator.url,
+        flows_dir=flows,
+    )
+    runtime = Runtime(settings, db=db)
+    try:
+        users = [f"U{uuid.uuid4().hex}" for _ in range(FRIENDS)]
+        requests.post(f"{base}/users/bulk", json={"user_ids": users}, timeout=30).raise_for_status()
+        now = datetime.now(UTC)
+        with db.write() as session:
+            session.execute(
+                insert(Friend),
+                [
+                    {
+                        "line_user_id": u,
+                        "display_name": "",
+                        "status": "following",
+                        "followed_at": now,
+                        "created_at": now,
+                    }
+                    for u in users
+                ],
+            )
+        # Personal text: one push per friend, so there is plenty to interrupt.
+        broadcast = create_broadcast(
+            runtime,
+            segment={"followed_within": "1d"},
+            messages=[{"text": "冬のご案内 {{ friend.line_user_id }}"}],
+        )
+        requests.put(
+            f"{base}/chaos",
+            json={
+                "rates": {"5xx": 0.05, "accept_then_drop": 0.05},
+                "latency_ms": {"min": 50, "max": 200},
+                "paths": ["/v2/bot/message/push"],
+                "seed": 3,
+            },
+            timeout=10,
+        ).raise_for_status()
+        env = dict(
+            os.environ,
+            DATABASE_URL=db.url,
+            LINE_CHANNEL_SECRET=SECRET,
+            LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
+            LINE_API_BASE_URL=emulator.url,
+            STEPLINE_FLOWS=str(flows),
+            STEPLINE_OUTBOX_LEASE_SECONDS="2",
+            STEPLINE_BROADCAST_BATCH="20",  # eight batches: kills land between them too
+            STEPLINE_RETRY_BASE_SECONDS="0.2",
+            STEPLINE_RETRY_CAP_SECONDS="1",
+            STEPLINE_LINE_TIMEOUT="2",
+            STEPLINE_LOG_LEVEL="INFO",
+        )
+        command = [STEPLINE, "worker", "--tick", "0.2", "--threads", "2", "--batch", "10"]
+        workers_at_once = 1 if db.is_sqlite else 2
+        rng = random.Random(5)
+        kills, spawned = 0, 0
+        running: list[subprocess.Popen[bytes]] = []
+        deadline = time.monotonic() + 240
+        while unfinished(db, broadcast.id, runtime) and time.monotonic() < deadline:
+            while len(running) < workers_at_once:
+                log = tmp_path / f"worker{spawned}.log"
+                spawned += 1
+                with log.open("w") as err:
+                    running.append(
+                        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
+                    )
+                wait_until_started(log)
+            time.sleep(rng.uniform(0.4, 2.0) if db.is_sqlite else rng.uniform(0.2, 1.2))
+            victim = running.pop(rng.randrange(len(running)))
+            victim.send_signal(signal.SIGKILL)
+            victim.wait()
+            kills += 1
+        for proc in running:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        assert not unfinished(db, broadcast.id, runtime), "the workers did not finish in time"
+        assert kills >= 3
+
+        delivered = requests.get(
+            f"{base}/deliveries/counts", params={"via": "push"}, timeout=10
+        ).json()
+        wrong = {u: delivered.get(u) for u in users if delivered.get(u) != {f"冬のご案内 {u}": 1}}
+        assert not wrong, f"not exactly once: {wrong}"
+        status = broadcast_status(runtime, broadcast.id)
+        assert (status["planned"], status["accepted"], status["failed"]) == (FRIENDS, FRIENDS, 0)
+        injected = requests.get(f"{base}/chaos", timeout=10).json()["counters"]["injected_total"]
+        assert injected.get("5xx", 0) and injected.get("accept_then_drop", 0)
+    finally:
+        runtime.close()
+        emulator.stop()
