@@ -132,14 +132,8 @@ def _run_chunk(
         if start is None:
             _move_on(session, sequence, index, claimed, tz, now, sqlite=runtime.db.is_sqlite)
         else:
-            step, due, status = plan_from(sequence, index + 1, start[0], start[1], tz, now)
-            session.execute(
-                update(Enrollments)
-                .where(
-                    id_in(Enrollments.c.id, [r.id for r in claimed], sqlite=runtime.db.is_sqlite)
-                )
-                .values(next_step=step, next_due_at=due, status=status, updated_at=now)
-            )
+            plan = plan_from(sequence, index + 1, start[0], start[1], tz, now)
+            _set_plan(session, [r.id for r in claimed], plan, now, sqlite=runtime.db.is_sqlite)
         cause, owner, lease = f"sequence:{name}/{index}", runtime.sender.owner, runtime.sender.lease
         if len(claimed) == 1:  # one friend: a push, as the per-friend path would send
             friend = session.get(Friend, claimed[0].friend_id)
@@ -262,11 +256,7 @@ def _move_on(
         if len(ids) == 1:
             singles.append({"eid": ids[0], "b_step": step, "b_due": due, "b_status": status})
             continue
-        session.execute(
-            update(Enrollments)
-            .where(id_in(Enrollments.c.id, ids, sqlite=sqlite))
-            .values(next_step=step, next_due_at=due, status=status, updated_at=now)
-        )
+        _set_plan(session, ids, (step, due, status), now, sqlite=sqlite)
     if singles:  # friends enrolled at scattered moments: one executemany
         session.execute(
             update(Enrollments)
@@ -279,3 +269,20 @@ def _move_on(
             ),
             singles,
         )
+
+
+def _set_plan(
+    session: Session,
+    ids: list[int],
+    plan: tuple[int, datetime | None, str],
+    now: datetime,
+    *,
+    sqlite: bool,
+) -> None:
+    """Move these enrolments to one (next step, due, status): one statement, one parameter."""
+    step, due, status = plan
+    session.execute(
+        update(Enrollments)
+        .where(id_in(Enrollments.c.id, ids, sqlite=sqlite))
+        .values(next_step=step, next_due_at=due, status=status, updated_at=now)
+    )

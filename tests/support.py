@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,3 +161,19 @@ def start_stack(db: Database, clock: FrozenClock, flows: Path, **settings_change
         f"{emulator.url}/_emulator/config", json={"webhook_url": f"{bot.url}/callback"}, timeout=10
     ).raise_for_status()
     return Stack(emulator, bot, runtime, clock, db)
+
+
+def wait_until_healthy(
+    process: subprocess.Popen[str], health_url: str, timeout: float = 10
+) -> None:
+    """Wait for a started server process to answer `health_url`; fail with its output if it
+    exits or does not answer in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(health_url, timeout=1).raise_for_status()
+            return
+        except requests.RequestException:
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline, f"{health_url} did not answer in {timeout} s"
+            time.sleep(0.05)

@@ -287,12 +287,37 @@ def _record_accepted(
     )
 
 
+def remaining_quota(emu: Emulator) -> int | None:
+    """Messages left this month under the configured quota (None: no quota)."""
+    quota = emu.config.monthly_quota
+    if quota is None:
+        return None
+    return max(0, quota - _used_this_month(emu))
+
+
 def _over_quota(emu: Emulator, billable: int) -> bool:
     quota = emu.config.monthly_quota
     if quota is None:
         return False
-    used = emu.store.usage_in_month(emu.config.clock.now(), emu.config.quota_timezone)
-    return used + billable > quota
+    return _used_this_month(emu) + billable > quota
+
+
+def _used_this_month(emu: Emulator) -> int:
+    return emu.store.usage_in_month(emu.config.clock.now(), emu.config.quota_timezone)
+
+
+def deliver_to_many(emu: Emulator, via: Via, recipients: list[str], messages: list[Any]) -> int:
+    """One one-to-many send (multicast, broadcast, narrowcast) to each recipient; how many
+    received it (the others are recorded as dropped, with the reason)."""
+    return emu.store.deliver_many(
+        recipients,
+        via,
+        messages,
+        lambda: _sent_messages(messages),
+        lambda user: drop_reason(user, via),
+        g.line_request_id,
+        emu.config.clock.now(),
+    )
 
 
 # --- sending ----------------------------------------------------------------------------------
@@ -389,15 +414,7 @@ def multicast() -> ResponseReturnValue:
             emu, sum(1 for uid in unique if _would_deliver(emu, uid))
         ):
             return line_error(429, MONTHLY_LIMIT)
-        emu.store.deliver_many(
-            unique,
-            "multicast",
-            messages,
-            lambda: _sent_messages(messages),
-            lambda user: drop_reason(user, "multicast"),
-            g.line_request_id,
-            emu.config.clock.now(),
-        )
+        deliver_to_many(emu, "multicast", unique, messages)
         if key:
             emu.store.accept_retry_key(
                 AcceptedRetryKey(key, g.line_request_id, emu.config.clock.now(), request.path, None)
@@ -427,15 +444,7 @@ def broadcast() -> ResponseReturnValue:
         friends = emu.store.friend_ids()
         if _over_quota(emu, len(friends)):
             return line_error(429, MONTHLY_LIMIT)
-        emu.store.deliver_many(
-            friends,
-            "broadcast",
-            messages,
-            lambda: _sent_messages(messages),
-            lambda user: drop_reason(user, "broadcast"),
-            g.line_request_id,
-            emu.config.clock.now(),
-        )
+        deliver_to_many(emu, "broadcast", friends, messages)
         if key:
             emu.store.accept_retry_key(
                 AcceptedRetryKey(key, g.line_request_id, emu.config.clock.now(), request.path, None)

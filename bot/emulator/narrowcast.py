@@ -43,9 +43,9 @@ from bot.emulator.messaging import (
     _json_body,
     _record_accepted,
     _retry_key,
-    _sent_messages,
     bp,
-    drop_reason,
+    deliver_to_many,
+    remaining_quota,
 )
 from bot.emulator.store import AcceptedRetryKey, NarrowcastProgress, StoreError
 from bot.emulator.validation import ErrorDetail, property_path, validate_request
@@ -176,14 +176,6 @@ def _at_random(user_ids: list[str], most: int) -> list[str]:
     return [uid for uid in user_ids if uid in chosen]
 
 
-def _remaining_quota(emu: Emulator) -> int | None:
-    quota = emu.config.monthly_quota
-    if quota is None:
-        return None
-    used = emu.store.usage_in_month(emu.config.clock.now(), emu.config.quota_timezone)
-    return max(0, quota - used)
-
-
 # --- narrowcast -------------------------------------------------------------------------------
 
 
@@ -230,7 +222,7 @@ def narrowcast() -> ResponseReturnValue:
             progress.error_code = ERROR_NOT_ENOUGH_RECIPIENTS
             progress.failed_description = "There were not enough recipients"
         else:
-            remaining = _remaining_quota(emu)
+            remaining = remaining_quota(emu)
             if remaining is not None and len(targets) > remaining:
                 if not limit.get("upToRemainingQuota") or remaining == 0:
                     return line_error(429, MONTHLY_LIMIT)
@@ -244,15 +236,7 @@ def narrowcast() -> ResponseReturnValue:
                     targets = _at_random(targets, remaining)
         progress.target_count = len(targets)
         if progress.error_code is None:
-            delivered = emu.store.deliver_many(
-                targets,
-                "narrowcast",
-                messages,
-                lambda: _sent_messages(messages),
-                lambda user: drop_reason(user, "narrowcast"),
-                g.line_request_id,
-                now,
-            )
+            delivered = deliver_to_many(emu, "narrowcast", targets, messages)
             progress.phase = "succeeded"
             progress.success_count = delivered
             progress.failure_count = len(targets) - delivered

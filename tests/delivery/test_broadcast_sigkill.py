@@ -5,11 +5,6 @@ cursor resumes where the dead worker stopped, and claimed rows are re-sent with 
 from __future__ import annotations
 
 import os
-import random
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,10 +22,9 @@ from bot.http_server import ServerThread
 from bot.runtime import Runtime
 from storage.db import Database
 from storage.models import Friend, OutboxMessage
-from tests.delivery.test_exactly_once import wait_until_started
+from tests.delivery.killing import kill_workers_until_done
 from tests.support import SECRET, TOKEN
 
-STEPLINE = str(Path(sys.executable).parent / "stepline")
 FRIENDS = 150
 
 
@@ -115,29 +109,13 @@ def test_broadcast_reaches_everyone_once_through_sigkill_and_faults(
             STEPLINE_LINE_TIMEOUT="2",
             STEPLINE_LOG_LEVEL="INFO",
         )
-        command = [STEPLINE, "worker", "--tick", "0.2", "--threads", "2", "--batch", "10"]
-        workers_at_once = 1 if db.is_sqlite else 2
-        rng = random.Random(5)
-        kills, spawned = 0, 0
-        running: list[subprocess.Popen[bytes]] = []
-        deadline = time.monotonic() + 240
-        while unfinished(db, broadcast.id, runtime) and time.monotonic() < deadline:
-            while len(running) < workers_at_once:
-                log = tmp_path / f"worker{spawned}.log"
-                spawned += 1
-                with log.open("w") as err:
-                    running.append(
-                        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
-                    )
-                wait_until_started(log)
-            time.sleep(rng.uniform(0.4, 2.0) if db.is_sqlite else rng.uniform(0.2, 1.2))
-            victim = running.pop(rng.randrange(len(running)))
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
-            kills += 1
-        for proc in running:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        kills = kill_workers_until_done(
+            lambda: unfinished(db, broadcast.id, runtime),
+            env,
+            tmp_path,
+            at_once=1 if db.is_sqlite else 2,
+            seed=5,
+        )
         assert not unfinished(db, broadcast.id, runtime), "the workers did not finish in time"
         assert kills >= 3
 

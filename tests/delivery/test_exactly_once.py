@@ -5,11 +5,6 @@ random: steps are planned into the outbox and sent by the same killed-and-restar
 from __future__ import annotations
 
 import os
-import random
-import signal
-import subprocess
-import sys
-import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,9 +19,9 @@ from bot.emulator.config import EmulatorConfig
 from bot.http_server import ServerThread
 from storage.db import Database
 from storage.models import Friend, OutboxMessage, SequenceEnrollment
+from tests.delivery.killing import kill_workers_until_done
 from tests.support import SECRET, TOKEN
 
-STEPLINE = str(Path(sys.executable).parent / "stepline")
 FRIENDS = 40
 
 
@@ -87,15 +82,6 @@ def unfinished(db: Database) -> int:
         return int(rows or 0) + int(steps or 0)
 
 
-def wait_until_started(log: Path, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if " started " in log.read_text(errors="replace"):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the worker did not start: {log.read_text(errors='replace')[-2000:]}")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_every_planned_send_accepted_exactly_once_through_faults_and_sigkill(
@@ -144,32 +130,9 @@ def test_every_planned_send_accepted_exactly_once_through_faults_and_sigkill(
             STEPLINE_LINE_TIMEOUT="2",
             STEPLINE_LOG_LEVEL="INFO",  # its "started" line tells the test it is up
         )
-        command = [STEPLINE, "worker", "--tick", "0.2", "--threads", "2", "--batch", "10"]
-        rng = random.Random(11)
-        kills = 0
-        deadline = time.monotonic() + 240
-        running: list[subprocess.Popen[bytes]] = []
-        spawned = 0
-        while unfinished(db) and time.monotonic() < deadline:
-            while len(running) < workers_at_once:
-                log = tmp_path / f"worker{spawned}.log"
-                spawned += 1
-                with log.open("w") as err:
-                    running.append(
-                        subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=err)
-                    )
-                wait_until_started(log)
-            # Kill at random moments once the worker is up (its start-up takes seconds on a
-            # loaded machine): mid-claim, mid-plan, mid-send or mid-record.
-            # One SQLite worker makes no progress while it restarts: give it longer lives.
-            time.sleep(rng.uniform(0.4, 2.0) if db.is_sqlite else rng.uniform(0.2, 1.2))
-            victim = running.pop(rng.randrange(len(running)))
-            victim.send_signal(signal.SIGKILL)
-            victim.wait()
-            kills += 1
-        for proc in running:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+        kills = kill_workers_until_done(
+            lambda: unfinished(db) > 0, env, tmp_path, at_once=workers_at_once, seed=11
+        )
         assert unfinished(db) == 0, "the workers did not finish in time"
         assert kills >= 3
 

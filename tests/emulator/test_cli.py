@@ -7,12 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
 from tests.emulator.conftest import SECRET, TOKEN
+from tests.support import wait_until_healthy
 
 SERVE = "from bot.emulator.cli import emulator_command; emulator_command()"
 
@@ -44,15 +44,7 @@ def test_emulator_command_serves_until_ctrl_c() -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                requests.get(f"{url}/_emulator/health", timeout=1).raise_for_status()
-                break
-            except requests.RequestException:
-                assert process.poll() is None, process.communicate()[0]
-                assert time.monotonic() < deadline, "the emulator did not start"
-                time.sleep(0.05)
+        wait_until_healthy(process, f"{url}/_emulator/health")
         info = requests.get(
             f"{url}/v2/bot/info", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=5
         )

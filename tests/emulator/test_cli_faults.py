@@ -7,13 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
 
 from tests.emulator.conftest import SECRET, TOKEN
 from tests.emulator.test_cli import SERVE, free_port
+from tests.support import wait_until_healthy
 
 
 @pytest.mark.slow
@@ -40,15 +40,7 @@ def test_emulator_command_with_chaos_and_rate_limits() -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}/_emulator"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                requests.get(f"{url}/health", timeout=1).raise_for_status()
-                break
-            except requests.RequestException:
-                assert process.poll() is None, process.communicate()[0]
-                assert time.monotonic() < deadline, "the emulator did not start"
-                time.sleep(0.05)
+        wait_until_healthy(process, f"{url}/health")
         shown = requests.get(f"{url}/chaos", timeout=5).json()
         assert shown["enabled"] is True
         assert shown["settings"]["rates"] == {"5xx": 0.05, "429": 0.02, "accept_then_drop": 0.05}
