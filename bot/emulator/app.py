@@ -11,6 +11,8 @@ from flask import Flask
 
 from bot.emulator import inspection, messaging, simulator
 from bot.emulator import narrowcast as _narrowcast  # noqa: F401  (its routes are on messaging.bp)
+from bot.emulator import richmenu_control as _richmenu_control  # noqa: F401  (on inspection.bp)
+from bot.emulator import richmenus as _richmenus  # noqa: F401  (its routes are on messaging.bp)
 from bot.emulator.chaos import Chaos, ChaosSettings
 from bot.emulator.config import EmulatorConfig
 from bot.emulator.context import DROP_RESPONSE, EXTENSION_KEY, Emulator

@@ -29,7 +29,7 @@ class EmulatorClient:
         except ValueError:
             body = {"error": response.text}
         if response.status_code >= 400:
-            message = body.get("error") if isinstance(body, dict) else None
+            message = (body.get("error") or body.get("message")) if isinstance(body, dict) else None
             raise EmulatorError(response.status_code, str(message or body))
         return body
 
@@ -87,9 +87,33 @@ class EmulatorClient:
         body = {"webhookEventId": webhook_event_id}
         return dict(self._call("POST", "/redeliver", json=body))
 
+    # rich menus
+    def rich_menu(self, user_id: str) -> dict[str, Any] | None:
+        """The menu the user sees now (`richMenuId`, `source`: user/default/switched, the rich
+        menu object's fields, `imageUrl`), or None when the user sees none."""
+        try:
+            return dict(self._call("GET", f"/users/{user_id}/richmenu"))
+        except EmulatorError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def switch_rich_menu(self, user_id: str, alias_id: str, data: str) -> dict[str, Any]:
+        """The user taps a rich menu switch area: `{"status", "error", "event", "switch":
+        {"status", "richMenuAliasId", "richMenuId"}, "richMenu"}`."""
+        body = {"richMenuAliasId": alias_id, "data": data}
+        return dict(self._call("POST", f"/users/{user_id}/richmenu/switch", json=body))
+
+    def rich_menus(self) -> dict[str, Any]:
+        """Every menu (with `hasImage`, `aliases`, `linkedUsers`, `isDefault`), the default,
+        aliases, links, switched displays and bulk link/unlink requests."""
+        return dict(self._call("GET", "/richmenus"))
+
     # inspection and control
-    def requests(self) -> list[dict[str, Any]]:
-        return list(self._call("GET", "/requests")["requests"])
+    def requests(self, path: str | None = None, method: str | None = None) -> list[dict[str, Any]]:
+        """API requests received, oldest first (only those to `path` / with `method`)."""
+        params = {key: value for key, value in (("path", path), ("method", method)) if value}
+        return list(self._call("GET", "/requests", params=params)["requests"])
 
     def webhooks(self) -> list[dict[str, Any]]:
         return list(self._call("GET", "/webhooks")["webhooks"])

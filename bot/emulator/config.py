@@ -34,6 +34,10 @@ class EmulatorConfig:
     # users than this (the spec's NarrowcastProgressResponse: "An audience of less than 50
     # recipients is included as a condition of sending").
     narrowcast_min_audience: int = 50
+    # LINE: "You can create up to 1000 rich menus for one LINE Official Account with the
+    # Messaging API", and up to 1,000 rich menu aliases (lower them to test the limits).
+    rich_menu_limit: int = 1000
+    rich_menu_alias_limit: int = 1000
     bot_user_id: str | None = None
     bot_display_name: str = "stepline emulator"
     bot_basic_id: str = "@stepline"

@@ -11,6 +11,9 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 USER_ID_RE = re.compile(r"^U[0-9a-f]{32}$")
 CHAT_ID_RE = re.compile(r"^[UCR][0-9a-f]{32}$")
+RICH_MENU_ID_RE = re.compile(r"^richmenu-[0-9a-f]{32}$")
+# The spec's CreateRichMenuAliasRequest.richMenuAliasId pattern.
+RICH_MENU_ALIAS_ID_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
 UUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
@@ -60,3 +63,16 @@ def is_user_id(value: str) -> bool:
 def audience_group_id() -> int:
     """A 13-digit audience group id (LINE's are int64 numbers like 1234567890123)."""
     return secrets.randbelow(9 * 10**12) + 10**12
+
+
+def rich_menu_id() -> str:
+    """`richmenu-` + 32 lowercase hex characters, like LINE's rich menu ids."""
+    return "richmenu-" + secrets.token_hex(16)
+
+
+def is_rich_menu_id(value: str) -> bool:
+    return bool(RICH_MENU_ID_RE.match(value))
+
+
+def is_rich_menu_alias_id(value: str) -> bool:
+    return bool(RICH_MENU_ALIAS_ID_RE.match(value))

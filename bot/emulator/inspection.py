@@ -261,7 +261,17 @@ def webhook_log() -> ResponseReturnValue:
 
 @bp.get("/requests")
 def request_log() -> ResponseReturnValue:
-    return jsonify({"requests": current().store.requests()})
+    """Every API request, oldest first; `?path=/v2/bot/richmenu/bulk/link&method=POST` keeps
+    only those (the body is logged, so a bulk request's `userIds` can be counted)."""
+    path = request.args.get("path") or None
+    method = (request.args.get("method") or "").upper() or None
+    found = [
+        entry
+        for entry in current().store.requests()
+        if (path is None or entry.get("path") == path)
+        and (method is None or entry.get("method") == method)
+    ]
+    return jsonify({"requests": found})
 
 
 @bp.get("/dropped")

@@ -153,6 +153,9 @@ def _logged_body() -> Any:
     raw = request.get_data(cache=True)
     if not raw:
         return None
+    if (request.mimetype or "").startswith("image/"):
+        # An uploaded image (up to 1 MB) would swell the log: keep what it was, not its bytes.
+        return f"<{len(raw)} bytes of {request.mimetype}>"
     try:
         return json.loads(raw)
     except ValueError:

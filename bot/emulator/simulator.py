@@ -4,7 +4,9 @@ Page
     `GET /` redirects to `GET /simulator`, the page (HTML from `templates/simulator.html`, the
     scripts and styles from `static/`, served under `/simulator/static/`; no CDN, no build).
     It drives the simulated users through the control API of `inspection.py`
-    (`POST /_emulator/users`, `.../<id>/follow|unfollow|text|postback`) and reads:
+    (`POST /_emulator/users`, `.../<id>/follow|unfollow|text|postback`), draws the selected
+    user's rich menu from `richmenu_control.py` (`GET /_emulator/users/<id>/richmenu`, a switch
+    tap goes to `POST .../richmenu/switch`) and reads:
 
 `GET /_emulator/users/<id>/timeline?since=<seq>`
     What the user did and received after `since`, in order:

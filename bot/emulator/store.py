@@ -12,12 +12,14 @@ import itertools
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo
 
 from bot.emulator import ids
+from bot.emulator.richmenu_state import RichMenuState
 
 Via = Literal["reply", "push", "multicast", "broadcast", "narrowcast"]
 VIAS: tuple[str, ...] = get_args(Via)
@@ -361,6 +363,7 @@ class State:
     accepted: list[AcceptedRequest] = field(default_factory=list)
     audiences: dict[int, AudienceGroup] = field(default_factory=dict)
     narrowcasts: dict[str, NarrowcastProgress] = field(default_factory=dict)
+    rich_menus: RichMenuState = field(default_factory=RichMenuState)
     # Running counts (kept as sends happen, so reading them never scans the logs).
     accepted_by_path: Counter[str] = field(default_factory=Counter)
     accepted_by_user: dict[str, Counter[str]] = field(default_factory=dict)
@@ -388,8 +391,9 @@ class EmulatorStore:
             self._webhook_url = url
 
     def reset(self) -> None:
-        """Forget users, tokens, keys, deliveries, logs and faults. Configuration stays, and
-        sequence numbers keep rising so a client polling with `since` never misses anything."""
+        """Forget users, tokens, keys, deliveries, logs, faults and rich menus. Configuration
+        stays, and sequence numbers keep rising so a client polling with `since` never misses
+        anything."""
         with self.lock:
             self._state = State()
 
@@ -698,6 +702,20 @@ class EmulatorStore:
     def narrowcasts(self) -> list[NarrowcastProgress]:
         with self.lock:
             return [copy.deepcopy(p) for p in self._state.narrowcasts.values()]
+
+    # --- rich menus ---------------------------------------------------------------------------
+
+    @contextmanager
+    def rich_menus(self) -> Iterator[RichMenuState]:
+        """The channel's rich menus, with the store's lock held while the caller uses them
+        (`with store.rich_menus() as menus: ...`); keep the block free of I/O."""
+        with self.lock:
+            yield self._state.rich_menus
+
+    def clear_rich_menus(self) -> None:
+        """Forget every rich menu, alias, link, the default and the bulk-request log."""
+        with self.lock:
+            self._state.rich_menus = RichMenuState()
 
     # --- accepted sends -------------------------------------------------------------------------
 

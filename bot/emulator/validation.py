@@ -240,6 +240,11 @@ def _action_limits(action: Any, path: list[str | int]) -> list[ErrorDetail]:
     return found
 
 
+def action_limits(action: Any, path: list[str | int]) -> list[ErrorDetail]:
+    """LINE's limits for one action object (label length, postback data length)."""
+    return _action_limits(action, path)
+
+
 def _actions_limits(actions: Any, path: list[str | int], most: int) -> list[ErrorDetail]:
     if not isinstance(actions, list):
         return []

@@ -1,7 +1,7 @@
 // The rich menu at the bottom of the phone.
 //
-// The emulator does not keep rich menus yet, so the page shows a placeholder. Once it does,
-// call drawRichMenu(container, menu, onAction) with the user's current menu:
+// simulator.js draws the menu the selected user sees (GET /_emulator/users/<id>/richmenu) with
+// drawRichMenu(container, menu, onAction), and the placeholder when the user sees none:
 //   menu = {imageUrl, size: {width, height}, areas: [{bounds: {x, y, width, height}, action}],
 //           chatBarText, selected}
 // Each area becomes a transparent button (data-testid="rich-menu-area") placed in percent of
@@ -21,7 +21,10 @@ export function drawRichMenu(container, menu, onAction) {
     return;
   }
   const { width, height } = menu.size;
-  const surface = el("div", { class: "rich-menu-image", dataset: { testid: "rich-menu-image" } });
+  const surface = el("div", {
+    class: "rich-menu-image",
+    dataset: { testid: "rich-menu-image", richMenuId: menu.richMenuId, source: menu.source },
+  });
   surface.style.aspectRatio = `${width} / ${height}`;
   surface.style.backgroundImage = `url("${String(menu.imageUrl).replace(/"/g, "%22")}")`;
   (menu.areas || []).forEach((area, index) => {

@@ -25,6 +25,7 @@ const state = {
   polling: null,
   pollAgain: false,
   picker: null,
+  menuKey: null, // "richMenuId|source" of the drawn rich menu ("none": the placeholder)
 };
 
 const chat = byTestId("chat");
@@ -175,7 +176,8 @@ function select(userId) {
   resetPanel();
   renderOutbox([]);
   renderUsers();
-  showRichMenu(null); // the user's own menu once the emulator keeps rich menus
+  state.menuKey = null; // the next poll draws this user's menu
+  showRichMenu(null);
   pollNow();
   refreshSide();
 }
@@ -236,6 +238,7 @@ function rowFor(item) {
       return userRow(item, item.text);
     case "postback":
       if (item.displayText) return userRow(item, item.displayText, { postback: item.data });
+      if (item.params && item.params.status) return note(switchNote(item.params), "postback-note");
       if (item.params) return note(`${Object.values(item.params).join(" ")} を選択しました`, "postback-note");
       return note(`(ポストバック: ${item.data})`, "postback-note");
     case "follow":
@@ -245,6 +248,12 @@ function rowFor(item) {
     default:
       return null;
   }
+}
+
+/** A rich menu switch tap, as the timeline shows it (LINE itself shows nothing in the chat). */
+function switchNote(params) {
+  if (params.status === "SUCCESS") return `(リッチメニューを切り替えました: ${params.newRichMenuAliasId})`;
+  return `(リッチメニューを切り替えられませんでした: ${params.status})`;
 }
 
 function appendItems(items) {
@@ -276,9 +285,27 @@ async function pollOnce() {
   const userId = state.selected;
   if (!userId) return;
   const gen = state.gen;
-  const answer = await getJSON(`/_emulator/users/${userId}/timeline?since=${state.since}`);
+  const [answer] = await Promise.all([
+    getJSON(`/_emulator/users/${userId}/timeline?since=${state.since}`),
+    refreshRichMenu(),
+  ]);
   if (gen !== state.gen || !answer.ok) return;
   if (answer.body.items.length) appendItems(answer.body.items);
+}
+
+/** Draw the menu the selected user sees now (the placeholder when none); nothing is redrawn
+ * while the same menu from the same source stays, so the page never flickers. */
+async function refreshRichMenu() {
+  const userId = state.selected;
+  if (!userId) return;
+  const gen = state.gen;
+  const answer = await getJSON(`/_emulator/users/${encodeURIComponent(userId)}/richmenu`);
+  if (gen !== state.gen || (!answer.ok && answer.status !== 404)) return;
+  const menu = answer.ok ? answer.body : null;
+  const key = menu ? `${menu.richMenuId}|${menu.source}` : "none";
+  if (key === state.menuKey) return;
+  state.menuKey = key;
+  showRichMenu(menu);
 }
 
 /** Poll now (after an action); polls never overlap, a request during one runs right after. */
@@ -332,6 +359,20 @@ async function sendText(text) {
   refreshSide();
 }
 
+/** A tap on a rich menu switch area: LINE switches the user's menu and posts the postback. */
+async function switchRichMenu(action) {
+  const userId = requireFriend();
+  if (!userId) return;
+  hideQuickReplies();
+  const body = { richMenuAliasId: String(action.richMenuAliasId || ""), data: String(action.data ?? "") };
+  const answer = await postJSON(`/_emulator/users/${userId}/richmenu/switch`, body);
+  if (report(answer) && answer.body.switch.status !== "SUCCESS") {
+    toast(`リッチメニューを切り替えられませんでした (${answer.body.switch.status})`, "info");
+  }
+  await pollNow();
+  refreshSide();
+}
+
 async function sendPostback(data, displayText, params) {
   const userId = requireFriend();
   if (!userId) return;
@@ -357,7 +398,7 @@ function tap(action) {
     case "datetimepicker":
       return openPicker(action);
     case "richmenuswitch":
-      return sendPostback(action.data, null, { newRichMenuAliasId: String(action.richMenuAliasId || ""), status: "SUCCESS" });
+      return switchRichMenu(action);
     case "uri":
       window.open(action.uri, "_blank", "noopener");
       return toast(`リンクを開きました: ${action.uri}`, "info");
@@ -494,8 +535,10 @@ async function start() {
   await refreshPage();
   const wanted = location.hash.slice(1);
   const initial = state.users.find((u) => u.user_id === wanted) || state.users[0];
-  if (initial) select(initial.user_id);
-  else renderFriend(null);
+  if (initial) {
+    select(initial.user_id);
+    await pollNow(); // the chat and the rich menu are drawn before the page says it is ready
+  } else renderFriend(null);
   document.body.dataset.ready = "true";
   every(POLL_MS, pollNow);
   every(PANEL_MS, refreshSide);
@@ -503,8 +546,8 @@ async function start() {
 }
 
 /** Draw `menu` (see richmenu.js) at the bottom of the phone, its areas tapping like LINE's;
- * null shows the placeholder. The emulator does not keep rich menus yet: once it does, call
- * this with the selected user's menu from the polling loop. */
+ * null shows the placeholder. The polling loop calls it with the selected user's menu when
+ * that changes; tests may call it (window.stepline) to draw any menu. */
 function showRichMenu(menu) {
   const container = byTestId("rich-menu");
   if (menu) drawRichMenu(container, menu, tap);
