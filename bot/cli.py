@@ -153,6 +153,7 @@ def _register_optional() -> None:
     from bot.demo import demo_command
     from bot.emulator.cli import chat_command, emulator_command
     from bot.reach_cli import audience_group, broadcast_group, segment_group
+    from bot.richmenus.cli import richmenu_group
 
     main.add_command(check_command, "check")
     main.add_command(diagram_command, "diagram")
@@ -163,6 +164,7 @@ def _register_optional() -> None:
     main.add_command(segment_group, "segment")
     main.add_command(broadcast_group, "broadcast")
     main.add_command(audience_group, "audience")
+    main.add_command(richmenu_group, "richmenu")
 
 
 _register_optional()

@@ -31,7 +31,9 @@ DEMO_TOKEN = "stepline-demo-channel-access-token"
 DEMO_ADMIN_TOKEN = "demo-admin-token"
 
 
-def watch_catalogue(runtime: Runtime, console: Console, stop: threading.Event) -> None:
+def watch_catalogue(
+    runtime: Runtime, console: Console, stop: threading.Event, sync_lock: threading.Lock
+) -> None:
     """Reload the flows when a YAML file changes; show `check` problems instead of crashing."""
     folder = runtime.settings.flows_dir
 
@@ -51,12 +53,38 @@ def watch_catalogue(runtime: Runtime, console: Console, stop: threading.Event) -
         result = runtime.catalogues.reload()
         if result.ok:
             console.print("[green]flows reloaded[/]")
+            sync_rich_menus(runtime, console, sync_lock)
         else:
             console.print(
                 f"[red]flows have {len(result.problems)} problem(s); still running the last good ones:[/]"
             )
             for problem in result.problems:
                 console.print(f"  {problem}", markup=False, soft_wrap=True)
+
+
+def sync_rich_menus(runtime: Runtime, console: Console, lock: threading.Lock) -> None:
+    """`stepline richmenu sync` against the emulator, so the simulator shows the menus and
+    follows every edit of them (one sync at a time: two at once would both create)."""
+    with lock:
+        _sync_rich_menus(runtime, console)
+
+
+def _sync_rich_menus(runtime: Runtime, console: Console) -> None:
+    from bot.richmenus.sync import RichMenuSync
+
+    try:
+        sync = RichMenuSync(runtime)
+        plan = sync.plan()
+        if any(step.action != "keep" for step in plan.menus) or plan.retire:
+            result = sync.apply(plan)
+            console.print(
+                f"rich menus synced: {', '.join(plan.describe())}; {result.relinked} friend(s) re-linked"
+            )
+        else:
+            sync.apply(plan)
+    except Exception as exc:  # the demo keeps running; the log says why
+        logging.getLogger(__name__).exception("rich menu sync failed")
+        console.print(f"[red]rich menu sync failed: {exc}[/]")
 
 
 def run_worker_ticks(worker: DeliveryWorker, runtime: Runtime, stop: threading.Event) -> None:
@@ -157,11 +185,22 @@ def demo_command(
     worker = DeliveryWorker(runtime.db, runtime.sender, threads=4)
     emulator_config.on_clock_change = lambda: after_time_travel(worker, runtime)
     stop = threading.Event()
+    sync_lock = threading.Lock()
     threading.Thread(
-        target=watch_catalogue, args=(runtime, console, stop), name="flows-watch", daemon=True
+        target=watch_catalogue,
+        args=(runtime, console, stop, sync_lock),
+        name="flows-watch",
+        daemon=True,
     ).start()
     threading.Thread(
         target=run_worker_ticks, args=(worker, runtime, stop), name="worker", daemon=True
+    ).start()
+    # Drawing and creating the menus takes a moment: the page shows them when they are ready.
+    threading.Thread(
+        target=sync_rich_menus,
+        args=(runtime, console, sync_lock),
+        name="richmenu-sync",
+        daemon=True,
     ).start()
     console.print(
         f"[bold]stepline demo[/]: open [bold cyan]{emulator.url}/simulator[/] in a browser"

@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.delivery.line_client import LineError
-from bot.delivery.outbox import queue_for_friend
+from bot.delivery.outbox import claim, queue_for_friend
 from bot.engine.friend_record import FriendRecord
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
@@ -163,6 +163,9 @@ def _apply(
                     claim_for=runtime.sender.owner,
                     lease=runtime.sender.lease,
                 )
+                # A changed rich menu is linked right away too (LINE shows it at once).
+                claim(turn.menu_links, runtime.sender.owner, now, runtime.sender.lease)
+                rows += turn.menu_links
         if status != "done":
             session.execute(
                 update(WebhookEvent)

@@ -98,6 +98,7 @@ class Runtime:
             settings.line_api_base_url,
             settings.channel_access_token,
             timeout=settings.line_timeout_seconds,
+            data_base_url=settings.line_data_api_base_url,
         )
         self.catalogues = CatalogueHolder(settings.flows_dir, catalogue)
         if catalogue is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from bot.delivery.outbox import queue_for_friend
+from bot.delivery.outbox import claim, queue_for_friend
 from bot.engine.friend_record import FriendRecord
 from bot.engine.turn import Turn
 from bot.inbox import lock_friend
@@ -46,6 +46,8 @@ def run_turn(runtime: Runtime, line_user_id: str, cause: str, act: Callable[[Tur
             claim_for=runtime.sender.owner,
             lease=runtime.sender.lease,
         )
+        claim(turn.menu_links, runtime.sender.owner, now, runtime.sender.lease)
+        rows += turn.menu_links
     tag_ids.committed()
     if rows:
         runtime.sender.send_claimed(rows)

@@ -76,6 +76,13 @@ class Friend(Base):
     # 流入経路: how the friend came in (a QR code, an ad, a shop), reported by the system that
     # owns the entry point through the admin API; `{route: R}` conditions match it.
     route: Mapped[str | None] = mapped_column(String(100), index=True)
+    # Rich menus (bot.richmenus): what the `show_when` rules chose at the last evaluation,
+    # the menu the friend should see (the rules' choice or a `rich_menu` action's), both
+    # catalogue names with NULL meaning the default menu, and the LINE rich menu id last
+    # confirmed linked to them (NULL: none linked, the default shows).
+    rich_menu_rule: Mapped[str | None] = mapped_column(String(100))
+    rich_menu: Mapped[str | None] = mapped_column(String(100))
+    rich_menu_id: Mapped[str | None] = mapped_column(String(100))
 
 
 class Tag(Base):
@@ -194,7 +201,8 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # reply | push | multicast
+    # reply | push | multicast | richmenu (link the recipients' rich menus; no messages)
+    kind: Mapped[str] = mapped_column(String(16))
     friend_id: Mapped[int | None] = mapped_column(ForeignKey("friends.id", ondelete="SET NULL"))
     recipients: Mapped[Any] = mapped_column(JSON)  # list of LINE user ids
     reply_token: Mapped[str | None] = mapped_column(String(100))
@@ -215,6 +223,24 @@ class OutboxMessage(Base):
     )
 
     __table_args__ = (Index("ix_outbox_status_due", "status", "due_at"),)
+
+
+class RichMenuVersion(Base):
+    """One version of a catalogue rich menu created at LINE by `stepline richmenu sync`.
+
+    A menu's content (LINE's menu object and its image) is hashed: an unchanged menu keeps
+    its LINE id; a changed one gets a new version (`active`), friends are re-linked, and the
+    old one is `retired` until it is deleted at LINE (`deleted`)."""
+
+    __tablename__ = "rich_menu_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    line_id: Mapped[str] = mapped_column(String(100), unique=True)
+    status: Mapped[str] = mapped_column(String(16))  # active | retired | deleted
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OutsideEvent(Base):

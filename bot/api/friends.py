@@ -33,6 +33,7 @@ def friend_json(record: FriendRecord, session: Session) -> dict[str, Any]:
         "status": friend.status,
         "followed_at": to_json(friend.followed_at),
         "route": friend.route,
+        "rich_menu": friend.rich_menu,  # the menu they should see; null: the default
         "tags": sorted(record.tags),
         "fields": {name: to_json(value) for name, value in sorted(record.fields.items())},
         "conversation": {"flow": conv.flow, "state": conv.state} if conv else None,

@@ -13,6 +13,7 @@ from bot.catalogue.models import (
     FlowDoc,
     KeywordRule,
     LinkDef,
+    RichMenuDoc,
     SegmentDoc,
     SequenceDoc,
 )
@@ -64,6 +65,7 @@ class Catalogue:
     sequences: dict[str, SequenceDoc] = field(default_factory=dict)
     segments: dict[str, SegmentDoc] = field(default_factory=dict)
     broadcasts: dict[str, BroadcastDoc] = field(default_factory=dict)
+    rich_menus: dict[str, RichMenuDoc] = field(default_factory=dict)  # in catalogue order
     folder: Path | None = None
 
     def flow_hash(self, name: str) -> str:

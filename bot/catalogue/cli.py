@@ -51,6 +51,12 @@ def summary(catalogue: Catalogue) -> str:
         parts.append(_count(len(catalogue.events), "event"))
     if catalogue.sequences:
         parts.append(_count(len(catalogue.sequences), "sequence"))
+    if catalogue.segments:
+        parts.append(_count(len(catalogue.segments), "segment"))
+    if catalogue.broadcasts:
+        parts.append(_count(len(catalogue.broadcasts), "broadcast"))
+    if catalogue.rich_menus:
+        parts.append(_count(len(catalogue.rich_menus), "rich menu"))
     return "ok: " + ", ".join(parts)
 
 

@@ -22,6 +22,7 @@ from bot import messages
 from bot.catalogue.catalogue import Catalogue, Problem
 from bot.catalogue.durations import format_duration
 from bot.catalogue.explain import show_value, suggest
+from bot.catalogue.lint_richmenus import lint_rich_menus
 from bot.catalogue.models import (
     END,
     Action,
@@ -241,6 +242,7 @@ class Linter:
         self.broken_links = broken.get("links", set())
         self.broken_events = broken.get("event", set())
         self.broken_sequences = broken.get("sequence", set())
+        self.broken_rich_menus = broken.get("rich_menu", set())
         # keyword/postback → (document, path, flow) of the first flow it starts
         self.keyword_starts: dict[str, tuple[Document, list[PathItem], str]] = {}
         self.postback_starts: dict[str, tuple[Document, list[PathItem], str]] = {}
@@ -269,6 +271,7 @@ class Linter:
                 self.condition(loc, ["condition"], model.condition)
             elif isinstance(model, BroadcastDoc):
                 self.broadcast_doc(loc, model)
+        lint_rich_menus(self, self.documents)
         self.keywords()
         return self.problems
 
@@ -315,9 +318,10 @@ class Linter:
             self.report(loc, path, f"unknown sequence '{name}'{hint}")
         return sequence
 
-    def not_yet(self, loc: Locator, path: Path_, what: str, name: str) -> None:
-        plural = {"rich menu": "rich menus"}[what]
-        self.report(loc, path, f"{what} '{name}' does not exist: {plural} are not supported yet")
+    def rich_menu_named(self, loc: Locator, path: Path_, name: str) -> None:
+        if name not in self.catalogue.rich_menus and name not in self.broken_rich_menus:
+            hint = suggest(name, sorted(self.catalogue.rich_menus))
+            self.report(loc, path, f"unknown rich menu '{name}'{hint}")
 
     # ------------------------------------------------------------------ values
 
@@ -564,7 +568,7 @@ class Linter:
         elif isinstance(action, StopSequenceAction):
             self.sequence_named(loc, [*path, "stop_sequence"], action.stop_sequence)
         elif isinstance(action, RichMenuAction):
-            self.not_yet(loc, [*path, "rich_menu"], "rich menu", action.rich_menu)
+            self.rich_menu_named(loc, [*path, "rich_menu"], action.rich_menu)
 
     # ------------------------------------------------------------------ conditions
 

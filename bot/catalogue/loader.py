@@ -31,6 +31,7 @@ from bot.catalogue.models import (
     KeywordsDoc,
     LinkDef,
     LinksDoc,
+    RichMenuDoc,
     SegmentDoc,
     SequenceDoc,
     TagsDoc,
@@ -39,7 +40,7 @@ from bot.catalogue.source import Document, Locator, key_mark, mark_of, place, pl
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # Document kinds the YAML contract names but later issues will build.
-PLANNED_KINDS = ("rich_menu",)
+PLANNED_KINDS: tuple[str, ...] = ()
 KINDS_TEXT = ", ".join(DOCUMENT_KINDS)
 # Kinds that are collections rather than named things: one document may hold several of them.
 LIST_KINDS = ("fields", "tags", "keywords", "links")
@@ -198,7 +199,7 @@ class Parsed:
 
 def _broken_names(kind: str, value: Any) -> set[str]:
     """The names a document that failed validation would define."""
-    if kind in ("flow", "event", "sequence"):
+    if kind in ("flow", "event", "sequence", "segment", "broadcast", "rich_menu"):
         return {value} if isinstance(value, str) else set()
     if kind in ("fields", "links") and isinstance(value, dict):
         return {k for k in value if isinstance(k, str)}
@@ -351,6 +352,7 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
     sequence_home: dict[str, Document] = {}
     segments: dict[str, SegmentDoc] = {}
     broadcasts: dict[str, BroadcastDoc] = {}
+    rich_menus: dict[str, RichMenuDoc] = {}
     named_home: dict[tuple[str, str], Document] = {}
     for doc in documents:
         model = doc.model
@@ -402,16 +404,22 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
                 continue
             sequences[name] = model
             sequence_home[name] = doc
-        elif isinstance(model, SegmentDoc | BroadcastDoc):
+        elif isinstance(model, SegmentDoc | BroadcastDoc | RichMenuDoc):
             kind, name = doc.kind, getattr(model, doc.kind)
-            named = segments if isinstance(model, SegmentDoc) else broadcasts
+            named: dict[str, Any] = (
+                segments
+                if isinstance(model, SegmentDoc)
+                else broadcasts
+                if isinstance(model, BroadcastDoc)
+                else rich_menus
+            )
             if name in named:
                 first = place(named_home[(kind, name)], [kind], doc.file)
                 problems.append(
                     loc.problem([kind], f"{kind} '{name}' is already defined at {first}")
                 )
                 continue
-            named[name] = model  # type: ignore[assignment]
+            named[name] = model
             named_home[(kind, name)] = doc
         elif isinstance(model, KeywordsDoc):
             keywords.extend(model.keywords)
@@ -440,6 +448,7 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
         sequences=sequences,
         segments=segments,
         broadcasts=broadcasts,
+        rich_menus=rich_menus,
         folder=folder,
     )
     return catalogue, problems

@@ -17,6 +17,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -805,6 +806,131 @@ class BroadcastDoc(Model):
     dry_run: bool = False
 
 
+# --------------------------------------------------------------------------- rich menus
+
+# LINE's two standard sizes (the image must be exactly the menu's size).
+RICH_MENU_SIZES: dict[str, tuple[int, int]] = {"large": (2500, 1686), "compact": (2500, 843)}
+ALIAS_PATTERN = r"^[a-z0-9_-]{1,32}$"  # LINE's rule for alias ids (the spec: lowercase)
+
+
+class MenuSize(Model):
+    """An explicit rich menu size in pixels (LINE: width 800–2500, height ≥ 250, w/h ≥ 1.45)."""
+
+    width: int = Field(ge=800, le=2500)
+    height: int = Field(ge=250)
+
+    @model_validator(mode="after")
+    def _ratio(self) -> MenuSize:
+        if self.width / self.height < 1.45:
+            raise ValueError(
+                f"{self.width}×{self.height} is too tall: LINE needs width/height ≥ 1.45"
+            )
+        return self
+
+
+class RichMenuTap(Model):
+    """What tapping an area does: `do` actions (sent as a postback), or one of `uri`,
+    `message` (the user says it), `switch` (to another menu's alias, like a tab),
+    `datetime` (a picker; `save` stores the pick in a field) or `postback` (raw data that
+    `{postback: …}` triggers match). `do` may go with `switch`, `datetime` and `postback`."""
+
+    do: list[Action] = Field(default_factory=list)
+    uri: str | None = Field(default=None, pattern=r"^(https?|line|tel):")
+    message: str | None = Field(default=None, min_length=1, max_length=300)
+    switch: Annotated[str, Field(pattern=ALIAS_PATTERN)] | None = None
+    datetime: DatetimeMode | PickerSpec | None = None
+    save: Name | None = None  # with `datetime`: the field the picked value goes to
+    postback: str | None = Field(default=None, min_length=1, max_length=300)
+    display_text: str | None = Field(default=None, min_length=1, max_length=300)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> RichMenuTap:
+        kinds = [
+            k for k in ("uri", "message", "switch", "datetime", "postback") if getattr(self, k)
+        ]
+        if len(kinds) > 1:
+            raise ValueError(f"a tap does one thing; this one has {' and '.join(kinds)}")
+        if not kinds and not self.do:
+            raise ValueError(
+                "a tap needs `do`, `uri`, `message`, `switch`, `datetime` or `postback`"
+            )
+        if kinds and kinds[0] in ("uri", "message") and self.do:
+            raise ValueError(f"`do` cannot go with `{kinds[0]}`: LINE sends the bot nothing then")
+        if self.save is not None and self.datetime is None:
+            raise ValueError("`save` goes with `datetime` (the field the picked value goes to)")
+        if self.display_text is not None and kinds and kinds[0] in ("uri", "message"):
+            raise ValueError(f"`display_text` cannot go with `{kinds[0]}`")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """uri | message | switch | datetime | postback (`do` alone is a postback too)."""
+        for key in ("uri", "message", "switch", "datetime"):
+            if getattr(self, key):
+                return key
+        return "postback"
+
+
+class RichMenuArea(Model):
+    """A tappable rectangle: `bounds` is [x, y, width, height] in image pixels."""
+
+    bounds: tuple[int, int, int, int]
+    tap: RichMenuTap
+    label: str | None = Field(default=None, min_length=1, max_length=20)
+
+    @model_validator(mode="after")
+    def _positive(self) -> RichMenuArea:
+        x, y, width, height = self.bounds
+        if x < 0 or y < 0 or width <= 0 or height <= 0:
+            raise ValueError("bounds are [x, y, width, height]: x and y ≥ 0, width and height > 0")
+        return self
+
+
+class RichMenuDoc(Model):
+    """A rich menu (リッチメニュー). `show_when` picks it per friend (first matching menu in
+    catalogue order wins); with none matching, the `default: true` menu shows. Without
+    `image`, `stepline richmenu render` (and sync) draw one from the area labels."""
+
+    rich_menu: Name
+    title: str | None = None
+    description: str | None = None
+    image: str | None = Field(default=None, min_length=1)  # relative to the flows folder
+    size: Literal["large", "compact"] | MenuSize = "large"
+    chat_bar: str = Field(default="メニュー", min_length=1, max_length=14)
+    selected: bool = False  # shown opened when the chat opens
+    alias: Annotated[str, Field(pattern=ALIAS_PATTERN)] | None = None
+    show_when: Condition | None = None
+    default: bool = False
+    areas: list[RichMenuArea] = Field(min_length=1)
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _explicit_size(cls, value: Any) -> Any:
+        """An explicit size's own problem (too tall, too wide), not "must be large"."""
+        if isinstance(value, dict):
+            try:
+                return MenuSize.model_validate(value)
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                where = ".".join(str(p) for p in error["loc"])
+                raise ValueError(f"{where + ': ' if where else ''}{error['msg']}") from None
+        return value
+
+    @property
+    def pixels(self) -> tuple[int, int]:
+        if isinstance(self.size, str):
+            return RICH_MENU_SIZES[self.size]
+        return self.size.width, self.size.height
+
+    @model_validator(mode="after")
+    def _default_has_no_rule(self) -> RichMenuDoc:
+        if self.default and self.show_when is not None:
+            raise ValueError(
+                "the default menu shows when no `show_when` matches; it has no `show_when`"
+            )
+        return self
+
+
 DOCUMENT_KINDS: dict[str, type[Model]] = {
     "fields": FieldsDoc,
     "tags": TagsDoc,
@@ -815,6 +941,7 @@ DOCUMENT_KINDS: dict[str, type[Model]] = {
     "sequence": SequenceDoc,
     "segment": SegmentDoc,
     "broadcast": BroadcastDoc,
+    "rich_menu": RichMenuDoc,
 }
 
 for _model in (
@@ -827,5 +954,8 @@ for _model in (
     EventDoc,
     SequenceStep,
     SequenceDoc,
+    RichMenuTap,
+    RichMenuArea,
+    RichMenuDoc,
 ):
     _model.model_rebuild()

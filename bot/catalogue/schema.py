@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from bot.catalogue.models import DOCUMENT_KINDS, EventDoc, FlowDoc, SequenceDoc
+from bot.catalogue.models import DOCUMENT_KINDS
 
 SCHEMA_PATH = Path(__file__).with_name("stepline.schema.json")
 SCHEMA_ID = "https://github.com/stepline/stepline/bot/catalogue/stepline.schema.json"
@@ -111,23 +111,21 @@ def build_schema() -> dict[str, Any]:
     defs["Lists"] = lists
     _allow_single_message(defs)
     _describe(defs)
-    flow_ref = refs[(FlowDoc, "validation")]["$ref"]
-    event_ref = refs[(EventDoc, "validation")]["$ref"]
-    sequence_ref = refs[(SequenceDoc, "validation")]["$ref"]
+    named = [
+        {"$ref": refs[(model, "validation")]["$ref"]}
+        for kind, model in DOCUMENT_KINDS.items()
+        if kind not in LIST_KINDS
+    ]
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,
         "title": "stepline catalogue document",
         "description": "One YAML document of a stepline catalogue: a flow (`flow: name`), an"
-        " outside event (`event: name`), a step sequence or reminder (`sequence: name`) or"
-        " declarations (`fields`, `tags`, `keywords`, `links`). Generated from"
-        " bot/catalogue/models.py by `stepline schema --write`; do not edit.",
-        "anyOf": [
-            {"$ref": flow_ref},
-            {"$ref": event_ref},
-            {"$ref": sequence_ref},
-            {"$ref": "#/$defs/Lists"},
-        ],
+        " outside event (`event: name`), a step sequence or reminder (`sequence: name`), a"
+        " segment, a broadcast, a rich menu (`rich_menu: name`) or declarations (`fields`,"
+        " `tags`, `keywords`, `links`). Generated from bot/catalogue/models.py by"
+        " `stepline schema --write`; do not edit.",
+        "anyOf": [*named, {"$ref": "#/$defs/Lists"}],
         "$defs": dict(sorted(defs.items())),
     }
 

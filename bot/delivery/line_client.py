@@ -16,11 +16,16 @@ from linebot.v3.messaging import (
     ApiClient,
     ApiException,
     Configuration,
+    CreateRichMenuAliasRequest,
     Message,
     MessagingApi,
     MulticastRequest,
     PushMessageRequest,
     ReplyMessageRequest,
+    RichMenuBulkLinkRequest,
+    RichMenuBulkUnlinkRequest,
+    RichMenuRequest,
+    UpdateRichMenuAliasRequest,
 )
 
 log = logging.getLogger(__name__)
@@ -84,8 +89,16 @@ class Profile:
 class LineClient:
     """Messaging API calls stepline makes, with timeouts and typed errors."""
 
-    def __init__(self, base_url: str, access_token: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        access_token: str,
+        timeout: float = 5.0,
+        data_base_url: str | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
+        # LINE serves rich menu images on its data host (`LINE_DATA_API_DEFAULT`).
+        self.data_base_url = (data_base_url or base_url).rstrip("/")
         self.timeout = timeout
         configuration = Configuration(host=self.base_url, access_token=access_token)
         self._api_client = ApiClient(configuration)
@@ -143,6 +156,87 @@ class LineClient:
         quota = self._call(self._api.get_message_quota_with_http_info).data
         used = self._call(self._api.get_message_quota_consumption_with_http_info).data
         return {"type": quota.type, "value": quota.value, "total_usage": used.total_usage}
+
+    # ------------------------------------------------------------------ rich menus
+
+    def create_rich_menu(self, menu: dict[str, Any]) -> str:
+        """Create a rich menu from LINE's menu object (API JSON); its new id."""
+        request = RichMenuRequest.from_dict(menu)
+        return str(self._call(self._api.create_rich_menu_with_http_info, request).data.rich_menu_id)
+
+    def set_rich_menu_image(self, rich_menu_id: str, image: bytes, content_type: str) -> None:
+        """Upload the menu's image. The SDK pins this call to api-data.line.me, so the
+        request goes through the SDK's client with the data host named explicitly."""
+        self._call(
+            self._api_client.call_api,
+            "/v2/bot/richmenu/{richMenuId}/content",
+            "POST",
+            {"richMenuId": rich_menu_id},
+            [],
+            {"Content-Type": content_type},
+            body=image,
+            post_params=[],
+            files={},
+            response_types_map={},
+            auth_settings=["Bearer"],
+            _host=self.data_base_url,
+        )
+
+    def delete_rich_menu(self, rich_menu_id: str) -> None:
+        self._call(self._api.delete_rich_menu_with_http_info, rich_menu_id)
+
+    def rich_menu_names(self) -> dict[str, str]:
+        """Rich menu id → its name, for every rich menu of the channel."""
+        data = self._call(self._api.get_rich_menu_list_with_http_info).data
+        return {menu.rich_menu_id: menu.name for menu in data.richmenus or []}
+
+    def rich_menu_aliases(self) -> dict[str, str]:
+        """Alias id → rich menu id, for every alias of the channel."""
+        data = self._call(self._api.get_rich_menu_alias_list_with_http_info).data
+        return {a.rich_menu_alias_id: a.rich_menu_id for a in data.aliases or []}
+
+    def create_rich_menu_alias(self, alias: str, rich_menu_id: str) -> None:
+        request = CreateRichMenuAliasRequest(rich_menu_alias_id=alias, rich_menu_id=rich_menu_id)
+        self._call(self._api.create_rich_menu_alias_with_http_info, request)
+
+    def update_rich_menu_alias(self, alias: str, rich_menu_id: str) -> None:
+        request = UpdateRichMenuAliasRequest(rich_menu_id=rich_menu_id)
+        self._call(self._api.update_rich_menu_alias_with_http_info, alias, request)
+
+    def delete_rich_menu_alias(self, alias: str) -> None:
+        self._call(self._api.delete_rich_menu_alias_with_http_info, alias)
+
+    def default_rich_menu(self) -> str | None:
+        try:
+            data = self._call(self._api.get_default_rich_menu_id_with_http_info).data
+        except LineRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(data.rich_menu_id)
+
+    def set_default_rich_menu(self, rich_menu_id: str) -> None:
+        self._call(self._api.set_default_rich_menu_with_http_info, rich_menu_id)
+
+    def cancel_default_rich_menu(self) -> None:
+        self._call(self._api.cancel_default_rich_menu_with_http_info)
+
+    def link_rich_menu(self, user_ids: list[str], rich_menu_id: str | None) -> None:
+        """Link `rich_menu_id` to the users (None: unlink, so the default shows): one
+        per-user request for one user, else one bulk request (≤ 500 users)."""
+        if len(user_ids) == 1:
+            if rich_menu_id is None:
+                self._call(self._api.unlink_rich_menu_id_from_user_with_http_info, user_ids[0])
+            else:
+                self._call(
+                    self._api.link_rich_menu_id_to_user_with_http_info, user_ids[0], rich_menu_id
+                )
+        elif rich_menu_id is None:
+            request = RichMenuBulkUnlinkRequest(user_ids=user_ids)
+            self._call(self._api.unlink_rich_menu_id_from_users_with_http_info, request)
+        else:
+            bulk = RichMenuBulkLinkRequest(rich_menu_id=rich_menu_id, user_ids=user_ids)
+            self._call(self._api.link_rich_menu_id_to_users_with_http_info, bulk)
 
     # ------------------------------------------------------------------ plumbing
 

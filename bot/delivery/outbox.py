@@ -7,6 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.messages import MAX_MESSAGES_PER_REQUEST
@@ -47,16 +48,17 @@ def queue_for_friend(
     for batch in batches:
         rows.append(_row("push", friend, batch, cause, now, retry_key=str(uuid.uuid4())))
     if claim_for is not None:
-        for row in rows:
-            row.status, row.owner, row.lease_until, row.attempts = (
-                "sending",
-                claim_for,
-                now + lease,
-                1,
-            )
+        claim(rows, claim_for, now, lease)
     session.add_all(rows)
     session.flush()
     return rows
+
+
+def claim(rows: list[OutboxMessage], owner: str, now: datetime, lease: timedelta = LEASE) -> None:
+    """Write rows already claimed by `owner` (a sender that sends them right after the
+    commit); if it dies, they are claimable again when the lease runs out."""
+    for row in rows:
+        row.status, row.owner, row.lease_until, row.attempts = "sending", owner, now + lease, 1
 
 
 def _row(
@@ -69,10 +71,34 @@ def _row(
     reply_token: str | None = None,
     retry_key: str | None = None,
 ) -> OutboxMessage:
+    return new_row(
+        kind,
+        [friend.line_user_id],
+        messages,
+        cause,
+        now,
+        friend_id=friend.id,
+        reply_token=reply_token,
+        retry_key=retry_key,
+    )
+
+
+def new_row(
+    kind: str,
+    recipients: list[str],
+    messages: list[dict[str, Any]],
+    cause: str,
+    now: datetime,
+    *,
+    friend_id: int | None = None,
+    reply_token: str | None = None,
+    retry_key: str | None = None,
+) -> OutboxMessage:
+    """A pending outbox row, due now."""
     return OutboxMessage(
         kind=kind,
-        friend_id=friend.id,
-        recipients=[friend.line_user_id],
+        friend_id=friend_id,
+        recipients=recipients,
         reply_token=reply_token,
         messages=messages,
         retry_key=retry_key,
@@ -85,6 +111,7 @@ def _row(
 
 
 MAX_MULTICAST_RECIPIENTS = 500
+MAX_BULK_LINK_USERS = 500  # LINE's limit of users per bulk rich menu link/unlink
 
 
 def queue_grouped(
@@ -154,27 +181,50 @@ def queue_multicast(
     for start in range(0, len(user_ids), MAX_MULTICAST_RECIPIENTS):
         group = user_ids[start : start + MAX_MULTICAST_RECIPIENTS]
         for batch in chunks(messages):
-            row = OutboxMessage(
-                kind="multicast",
-                friend_id=None,
-                recipients=group,
-                reply_token=None,
-                messages=batch,
-                retry_key=str(uuid.uuid4()),
-                cause=cause[:200],
-                status="pending",
-                attempts=0,
-                due_at=now,
-                created_at=now,
+            rows.append(new_row("multicast", group, batch, cause, now, retry_key=str(uuid.uuid4())))
+    if claim_for is not None:
+        claim(rows, claim_for, now, lease)
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def queue_menu_link(
+    session: Session, friend: Friend, *, cause: str, now: datetime
+) -> tuple[OutboxMessage | None, bool]:
+    """Queue linking the friend's rich menu to what `friends.rich_menu` says: (the new row,
+    whether it may be sent at once).
+
+    No row when one that has not been taken yet will do it (the sender reads the assignment
+    when it sends, so one pending row covers every change before it). While another row of
+    this friend is being sent, the new one is left to the worker, which never sends two of
+    one friend's link rows at once (`Sender.claim_due`): two in flight could reach LINE in
+    the wrong order."""
+    states = set(
+        session.scalars(
+            select(OutboxMessage.status).where(
+                OutboxMessage.kind == "richmenu",
+                OutboxMessage.friend_id == friend.id,
+                OutboxMessage.status.in_(("pending", "sending")),
             )
-            if claim_for is not None:
-                row.status, row.owner, row.lease_until, row.attempts = (
-                    "sending",
-                    claim_for,
-                    now + lease,
-                    1,
-                )
-            rows.append(row)
+        )
+    )
+    if "pending" in states:
+        return None, False
+    row = _row("richmenu", friend, [], cause, now)
+    session.add(row)
+    session.flush()
+    return row, "sending" not in states
+
+
+def queue_menu_links(
+    session: Session, user_ids: list[str], *, cause: str, now: datetime
+) -> list[OutboxMessage]:
+    """Queue re-linking many friends' rich menus: rows of at most 500 (LINE's bulk link)."""
+    rows = [
+        new_row("richmenu", user_ids[start : start + MAX_BULK_LINK_USERS], [], cause, now)
+        for start in range(0, len(user_ids), MAX_BULK_LINK_USERS)
+    ]
     session.add_all(rows)
     session.flush()
     return rows

@@ -10,7 +10,12 @@ from collections.abc import Callable
 # https://developers.line.biz/en/reference/messaging-api/#rate-limits): push and reply fall
 # under "other API endpoints", 2,000 requests per second each; multicast has 200 per second
 # (since 2025-04-23). Narrowcast and broadcast (60 per hour) arrive with broadcasts.
-DEFAULT_LIMITS: dict[str, float] = {"push": 2000.0, "reply": 2000.0, "multicast": 200.0}
+DEFAULT_LIMITS: dict[str, float] = {
+    "push": 2000.0,
+    "reply": 2000.0,
+    "multicast": 200.0,
+    "richmenu": 2000.0,  # linking (per user or bulk): one of "other endpoints"
+}
 
 
 class TokenBucket:

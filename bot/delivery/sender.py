@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from bot.clock import Clock
 from bot.delivery.line_client import (
@@ -35,6 +35,7 @@ from bot.delivery.line_client import (
 )
 from bot.delivery.outbox import LEASE
 from bot.delivery.ratelimit import RateLimiter
+from bot.richmenus.linking import RichMenuLinker
 from storage.db import Database
 from storage.models import Friend, OutboxMessage
 
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 # LINE remembers a retry key for 24 hours; retrying later could send twice.
 RETRY_KEY_WINDOW = timedelta(hours=23)
+KEYED_KINDS = ("push", "multicast")  # sends that carry an X-Line-Retry-Key
 # A reply token is usable for about a minute after the event.
 REPLY_TOKEN_LIFE = timedelta(seconds=50)
 QUOTA_PAUSE = timedelta(hours=1)
@@ -91,6 +93,7 @@ class Sender:
         self.on_outcome = on_outcome
         self.owner = uuid.uuid4().hex
         self.paused_until: datetime | None = None
+        self.linker = RichMenuLinker(db, line)
 
     # ------------------------------------------------------------------ entry points
 
@@ -114,7 +117,8 @@ class Sender:
                     or_(
                         (OutboxMessage.status == "pending") & (OutboxMessage.due_at <= now),
                         (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
-                    )
+                    ),
+                    _no_link_in_flight(now),
                 )
                 .order_by(OutboxMessage.due_at)
                 .limit(limit)
@@ -182,7 +186,7 @@ class Sender:
 
     def _attempt(self, row: OutboxMessage) -> Outcome:
         now = self.clock.now()
-        if row.kind != "reply" and now - row.created_at > RETRY_KEY_WINDOW:
+        if row.kind in KEYED_KINDS and now - row.created_at > RETRY_KEY_WINDOW:
             return self._finish(row, "failed", error="gave up: the retry key's 24 h window passed")
         try:
             self.limiter.acquire(row.kind)
@@ -219,6 +223,8 @@ class Sender:
         if row.kind == "multicast":
             assert row.retry_key
             return self.line.multicast(list(row.recipients), row.messages, row.retry_key)
+        if row.kind == "richmenu":
+            return self.linker.link(list(row.recipients))
         raise ValueError(f"unknown outbox kind {row.kind}")
 
     def _retry(self, row: OutboxMessage, now: datetime, exc: LineError, wait: timedelta) -> Outcome:
@@ -303,6 +309,24 @@ class Sender:
             session.add(push)
         log.warning("outbox %s: reply failed (%s); sending it as push %s", row.id, error, push.id)
         return Outcome(row.id, "replaced", error)
+
+
+def _no_link_in_flight(now: datetime) -> Any:
+    """A friend's rich menu link row is not taken while another of theirs is being sent:
+    two in flight could reach LINE in the wrong order and leave the older menu linked."""
+    other = aliased(OutboxMessage)
+    in_flight = (
+        select(other.id)
+        .where(
+            other.kind == "richmenu",
+            other.friend_id == OutboxMessage.friend_id,
+            other.status == "sending",
+            other.lease_until >= now,
+            other.id != OutboxMessage.id,
+        )
+        .exists()
+    )
+    return or_(OutboxMessage.kind != "richmenu", OutboxMessage.friend_id.is_(None), ~in_flight)
 
 
 def _describe(exc: LineError) -> str:

@@ -90,8 +90,11 @@ def run_action(turn: Turn, action: Action, reason: str) -> None:
     elif isinstance(action, StopSequenceAction):
         turn.sequence_requests.append(("stop", action.stop_sequence))
     elif isinstance(action, RichMenuAction):
-        # Rich menus are a later feature; `check` rejects this action, so only an old
-        # stored flow version could reach here.
-        log.warning("%s: action %s is not supported yet; skipped", reason, action.KIND)
+        if action.rich_menu in turn.catalogue.rich_menus:
+            turn.forced_menu = action.rich_menu  # linked when the turn ends (bot.richmenus)
+        else:  # only an old stored flow version can name a menu the catalogue dropped
+            log.warning(
+                "%s: rich menu %r is not in the catalogue; skipped", reason, action.rich_menu
+            )
     else:
         raise TypeError(f"unknown action {type(action).__name__}")

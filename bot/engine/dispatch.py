@@ -21,6 +21,9 @@ from bot.engine.conversation import Answer, ChoicePostback, Conversations
 from bot.engine.sequences import Sequences
 from bot.engine.triggers import trigger_matches
 from bot.engine.turn import MAX_TRIGGER_ROUNDS, Turn
+from bot.richmenus.assign import settle_menu
+from bot.richmenus.definition import TapRef
+from bot.richmenus.taps import on_menu_tap, run_tap, taps_with_data
 from storage.models import Conversation
 
 log = logging.getLogger(__name__)
@@ -59,7 +62,8 @@ class Dispatcher:
         return conv
 
     def finish(self, turn: Turn) -> None:
-        """Run what the turn's changes set off: flows started by triggers or `start_flow`."""
+        """Run what the turn's changes set off: flows started by triggers or `start_flow`;
+        then settle which rich menu the friend should see."""
         for _ in range(MAX_TRIGGER_ROUNDS):
             fired, turn.triggers = turn.triggers, []
             requested, turn.requested_flow = turn.requested_flow, None
@@ -81,18 +85,26 @@ class Dispatcher:
                         if self.conversations.start(turn, flow.flow):
                             break
             if not (turn.triggers or turn.requested_flow or turn.sequence_requests):
-                return
-        log.warning(
-            "%s: triggers still firing after %d rounds; stopped", turn.cause, MAX_TRIGGER_ROUNDS
-        )
+                break
+        else:
+            log.warning(
+                "%s: triggers still firing after %d rounds; stopped",
+                turn.cause,
+                MAX_TRIGGER_ROUNDS,
+            )
+        settle_menu(turn)
 
     # ------------------------------------------------------------------ events
 
     def on_follow(self, turn: Turn, unblocked: bool) -> None:
         turn.emit(FollowTrigger(follow="unblocked" if unblocked else "new"))
+        turn.relink_menu = unblocked  # their rich menu is linked again (see on_unfollow)
         self.finish(turn)
 
     def on_unfollow(self, turn: Turn) -> None:
+        # What LINE keeps of a per-user menu while blocked is not documented: forget it, so
+        # the friend's menu is linked again if they come back.
+        turn.record.friend.rich_menu_id = None
         conv = self.conversations.active(turn.record.session, turn.record.friend.id)
         if conv is not None:
             self.conversations.cancel(turn, conv)
@@ -118,6 +130,13 @@ class Dispatcher:
         self.finish(turn)
 
     def on_postback(self, turn: Turn, data: str, params: dict[str, Any] | None) -> None:
+        if TapRef.parse(data) is not None:
+            on_menu_tap(turn, data, params)  # a rich menu area: never an answer to a question
+            self.finish(turn)
+            return
+        menu_taps = taps_with_data(turn.catalogue, data)
+        for area in menu_taps:
+            run_tap(turn, area, params)
         conv = self.current(turn)
         answered = conv is not None and self.conversations.answer(
             turn, conv, Answer(postback=data, params=params)
@@ -126,7 +145,7 @@ class Dispatcher:
             if ChoicePostback.parse(data) is not None:
                 # A button of an earlier question: the friend has moved on; say nothing.
                 log.info("%s: stale choice %s ignored", turn.cause, data)
-            elif not self._start_first(turn, PostbackTrigger(postback=data)):
+            elif not self._start_first(turn, PostbackTrigger(postback=data)) and not menu_taps:
                 log.info("%s: postback %r is not ours; ignored", turn.cause, data[:80])
         self.finish(turn)
 

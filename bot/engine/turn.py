@@ -12,6 +12,7 @@ from bot.catalogue.models import MessageDef, Trigger
 from bot.engine.friend_record import FriendRecord
 from bot.engine.templates import Templates
 from bot.messages import build, fit_rendered, text_message
+from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,9 @@ class Turn:
     # ("start" | "stop", sequence name) from `start_sequence` / `stop_sequence` actions
     sequence_requests: list[tuple[str, str]] = field(default_factory=list)
     event_values: dict[str, Any] = field(default_factory=dict)
+    forced_menu: str | None = None  # a `rich_menu` action's menu, applied when the turn ends
+    relink_menu: bool = False  # link the friend's menu even if unchanged (they came back)
+    menu_links: list[OutboxMessage] = field(default_factory=list)  # queued rich menu links
 
     @property
     def now(self) -> datetime:

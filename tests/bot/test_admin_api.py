@@ -42,6 +42,7 @@ def test_friend_shape_mid_flow(stack: Stack) -> None:
         "status": "following",
         "followed_at": body["followed_at"],
         "route": None,
+        "rich_menu": None,
         "tags": [],
         "fields": {"points": 0},
         "conversation": {"flow": "welcome", "state": "gender"},

@@ -20,7 +20,8 @@ def test_check_the_example_passes() -> None:
     assert result.exit_code == 0, result.output
     assert (
         result.output
-        == "ok: 2 flows, 13 tags, 7 fields, 4 keywords, 1 link, 2 events, 2 sequences\n"
+        == "ok: 2 flows, 13 tags, 7 fields, 4 keywords, 1 link, 2 events, 2 sequences,"
+        " 2 rich menus\n"
     )
 
 
@@ -63,7 +64,7 @@ def test_check_prints_paths_relative_to_the_current_folder(example: Path, write:
     assert result.exit_code == 1
     assert result.output.splitlines()[0] == (
         "flows/bad.yaml:3:1: unknown document kind 'zzz'; a document starts with one of:"
-        " fields, tags, flow, keywords, links, event, sequence, segment, broadcast"
+        " fields, tags, flow, keywords, links, event, sequence, segment, broadcast, rich_menu"
     )
 
 

@@ -174,7 +174,7 @@ def test_a_scalar_document(write: Write, flows: Path) -> None:
     write("a.yaml", "tags: [x]\n---\njust text\n")
     assert problems(flows) == [
         "flows/a.yaml:2:1: a document must be a mapping that starts with one of: fields, tags,"
-        " flow, keywords, links, event, sequence, segment, broadcast (got 'just text')"
+        " flow, keywords, links, event, sequence, segment, broadcast, rich_menu (got 'just text')"
     ]
 
 

@@ -51,6 +51,9 @@ def test_schema_shape() -> None:
         {"$ref": "#/$defs/FlowDoc"},
         {"$ref": "#/$defs/EventDoc"},
         {"$ref": "#/$defs/SequenceDoc"},
+        {"$ref": "#/$defs/SegmentDoc"},
+        {"$ref": "#/$defs/BroadcastDoc"},
+        {"$ref": "#/$defs/RichMenuDoc"},
         {"$ref": "#/$defs/Lists"},
     ]
     assert set(schema["$defs"]["Lists"]["properties"]) == {"fields", "tags", "keywords", "links"}
@@ -83,6 +86,10 @@ def test_example_documents_validate_against_the_committed_schema(path: Path) -> 
         {"sequence": "s", "quiet_hours": ["21:00"], "steps": [{"after": "1d", "text": "x"}]},
         {"sequence": "s", "restart": "resume", "steps": [{"after": "1d", "text": "x"}]},
         {"sequence": "s", "steps": [{"after": "1d", "txt": "x"}]},
+        {"rich_menu": "m", "areas": [{"bounds": [0, 0, 9, 9], "tap": {"uri": "x"}, "lable": "a"}]},
+        {"rich_menu": "m", "size": "huge", "areas": [{"bounds": [0, 0, 9, 9], "tap": {}}]},
+        {"rich_menu": "m", "alias": "Tab A", "areas": []},
+        {"segment": "s", "conditon": {"tag": "x"}},
     ],
 )
 def test_the_schema_rejects_what_the_models_reject(document: dict[str, Any]) -> None:

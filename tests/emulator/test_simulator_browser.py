@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from bot.clock import FrozenClock
+from bot.richmenus.sync import RichMenuSync
 from storage.db import Database
 from tests.conftest import EXAMPLE_FLOWS
 from tests.emulator.browser import (
@@ -196,3 +197,32 @@ def test_catalogue_problems_show_a_banner(
         screenshot(page, "problems")
     finally:
         stack.stop()
+
+
+def test_tapping_the_rich_menu_starts_flows_and_switches_tabs(stack: Stack, page: Page) -> None:
+    """The salon's two-tab menu: 会員メニュー after the questionnaire, はじめての方 before."""
+    runner = RichMenuSync(stack.runtime, sleep=lambda seconds: None)
+    runner.apply(runner.plan())
+    user = stack.user("ゆり")
+    user.follow()
+    user.tap("女性")
+    user.say("35")
+    user.tap("腰痛")  # the questionnaire is done: tagged 回答済み, so the member menu is linked
+    open_simulator(page, stack.emulator.url, user.user_id)
+    surface = page.get_by_test_id("rich-menu-image")
+    expect(surface).to_have_attribute("data-source", "user")
+    expect(page.get_by_test_id("rich-menu-bar")).to_have_text("会員メニュー")
+    areas = page.get_by_test_id("rich-menu-area")
+    expect(areas).to_have_count(7)
+
+    areas.nth(2).click()  # ご予約: a postback that starts the booking flow
+    expect(bot_bubbles(page).last).to_have_text("ご希望のメニューをお選びください")
+    expect(page.get_by_test_id("friend-flow-name")).to_have_text("booking")
+
+    areas.nth(0).click()  # the はじめての方 tab: LINE switches to the guest menu's alias
+    expect(surface).to_have_attribute("data-source", "switched")
+    expect(page.get_by_test_id("rich-menu-bar")).to_have_text("メニュー")
+    page.get_by_test_id("rich-menu-area").nth(2).click()  # アンケートに答える
+    expect(bot_bubbles(page).last).to_have_text("ゆりさん、性別を教えてください")
+    expect(page.get_by_test_id("friend-flow-name")).to_have_text("welcome")
+    screenshot(page, "rich-menu")
