@@ -25,7 +25,7 @@ Nothing here imports Flask: the CLI, the admin API and the broadcast worker shar
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -64,6 +64,7 @@ from bot.catalogue.models import (
     InSequenceCondition,
     NotCondition,
     RouteCondition,
+    SegmentCondition,
     TagCondition,
 )
 from bot.engine.conditions import as_time, field_matches
@@ -99,6 +100,7 @@ CONDITION_TYPES = (
     InSequenceCondition,
     RouteCondition,
     AudienceCondition,
+    SegmentCondition,
     AllCondition,
     AnyCondition,
     NotCondition,
@@ -121,17 +123,57 @@ class SegmentError(ValueError):
 
 
 def segment_clause(
-    condition: Condition, *, catalogue: Catalogue, tz: ZoneInfo, now: datetime
+    condition: Condition,
+    *,
+    catalogue: Catalogue,
+    tz: ZoneInfo,
+    now: datetime,
+    tag_ids: Mapping[str, int] | None = None,
 ) -> ColumnElement[bool]:
-    """A boolean over `friends` (never NULL): true for the friends the condition matches."""
-    return _sql(_Compiler(catalogue, tz, now).clause(condition))
+    """A boolean over `friends` (never NULL): true for the friends the condition matches.
+
+    With `tag_ids` (from `tag_ids_for`, read in the same transaction) tags are compared by
+    id, which lets the planner see how common each tag is; without, by a subquery on name."""
+    return _sql(_Compiler(catalogue, tz, now, tag_ids).clause(condition))
+
+
+def tag_ids_for(
+    session_or_connection: Session | Connection, condition: Condition, catalogue: Catalogue
+) -> dict[str, int]:
+    """The ids of the tags the condition names (segments it names included); a tag nobody
+    has ever had has no id, and `{tag: X}` on it is simply false."""
+    names = sorted(set(_tag_names(condition, catalogue, ())))
+    if not names:
+        return {}
+    rows = session_or_connection.execute(
+        select(TAGS.c.name, TAGS.c.id).where(TAGS.c.name.in_(names))
+    )
+    return {name: int(tag_id) for name, tag_id in rows}
+
+
+def _tag_names(condition: Condition, catalogue: Any, seen: tuple[str, ...]) -> Iterator[str]:
+    if isinstance(condition, TagCondition):
+        yield condition.tag
+    elif isinstance(condition, SegmentCondition):
+        inner = _named(condition.segment, catalogue, seen)
+        yield from _tag_names(inner, catalogue, (*seen, condition.segment))
+    elif isinstance(condition, AllCondition | AnyCondition):
+        for sub in condition.all if isinstance(condition, AllCondition) else condition.any:
+            yield from _tag_names(sub, catalogue, seen)
+    elif isinstance(condition, NotCondition):
+        yield from _tag_names(condition.not_, catalogue, seen)
 
 
 def matching_ids_select(
-    condition: Condition, *, catalogue: Catalogue, tz: ZoneInfo, now: datetime
+    condition: Condition,
+    *,
+    catalogue: Catalogue,
+    tz: ZoneInfo,
+    now: datetime,
+    tag_ids: Mapping[str, int] | None = None,
 ) -> Select[Any]:
     """`SELECT friends.id` of the following friends that match (for INSERT ... SELECT)."""
-    clause = segment_clause(condition, catalogue=catalogue, tz=tz, now=now)
+    clause = segment_clause(condition, catalogue=catalogue, tz=tz, now=now, tag_ids=tag_ids)
     return select(FRIENDS.c.id).where(FRIENDS.c.status == "following", clause)
 
 
@@ -145,7 +187,8 @@ def count_matching(
     include_blocked: bool = False,
 ) -> int:
     """How many friends match, in one query (blocked friends only if asked)."""
-    where = _where(condition, catalogue, tz, now, include_blocked)
+    tag_ids = tag_ids_for(session_or_connection, condition, catalogue)
+    where = _where(condition, catalogue, tz, now, include_blocked, tag_ids)
     statement = select(func.count()).select_from(FRIENDS).where(*where)
     return int(session_or_connection.execute(statement).scalar_one())
 
@@ -161,7 +204,8 @@ def sample_matching(
     limit: int = 10,
 ) -> list[dict[str, Any]]:
     """A few matching friends (oldest first): LINE user id, display name, status, followed at."""
-    where = _where(condition, catalogue, tz, now, include_blocked)
+    tag_ids = tag_ids_for(session_or_connection, condition, catalogue)
+    where = _where(condition, catalogue, tz, now, include_blocked, tag_ids)
     statement = (
         select(
             FRIENDS.c.line_user_id,
@@ -187,7 +231,21 @@ def sample_matching(
 def resolve(condition_or_name: Any, catalogue: Any) -> Condition:
     """A condition from a model, its YAML/JSON form (a mapping or JSON text), or the name of
     a segment the catalogue defines; SegmentError says what is wrong."""
-    return _resolve(condition_or_name, catalogue, seen=())
+    condition = _resolve(condition_or_name, catalogue, seen=())
+    _check_references(condition, catalogue, ())
+    return condition
+
+
+def _check_references(condition: Condition, catalogue: Any, seen: tuple[str, ...]) -> None:
+    """Every `{segment: NAME}` inside names a known segment and none refers to itself."""
+    if isinstance(condition, SegmentCondition):
+        inner = _named(condition.segment, catalogue, seen)
+        _check_references(inner, catalogue, (*seen, condition.segment))
+    elif isinstance(condition, AllCondition | AnyCondition):
+        for sub in condition.all if isinstance(condition, AllCondition) else condition.any:
+            _check_references(sub, catalogue, seen)
+    elif isinstance(condition, NotCondition):
+        _check_references(condition.not_, catalogue, seen)
 
 
 # --------------------------------------------------------------------------- resolving
@@ -250,21 +308,41 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _where(
-    condition: Condition, catalogue: Catalogue, tz: ZoneInfo, now: datetime, include_blocked: bool
+    condition: Condition,
+    catalogue: Catalogue,
+    tz: ZoneInfo,
+    now: datetime,
+    include_blocked: bool,
+    tag_ids: Mapping[str, int],
 ) -> list[ColumnElement[bool]]:
-    where = [segment_clause(condition, catalogue=catalogue, tz=tz, now=now)]
+    where = [segment_clause(condition, catalogue=catalogue, tz=tz, now=now, tag_ids=tag_ids)]
     if not include_blocked:
         where.append(FRIENDS.c.status != "blocked")
     return where
 
 
 class _Compiler:
-    def __init__(self, catalogue: Catalogue, tz: ZoneInfo, now: datetime) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        tz: ZoneInfo,
+        now: datetime,
+        tag_ids: Mapping[str, int] | None = None,
+    ) -> None:
         self.catalogue = catalogue
         self.tz = tz
         self.now = now
+        self.tag_ids = tag_ids
+        self.seen: tuple[str, ...] = ()  # segments being expanded (a cycle is an error)
 
     def clause(self, condition: Condition) -> Pred:
+        if isinstance(condition, SegmentCondition):
+            inner = _named(condition.segment, self.catalogue, self.seen)
+            outer, self.seen = self.seen, (*self.seen, condition.segment)
+            try:
+                return self.clause(inner)
+            finally:
+                self.seen = outer
         if isinstance(condition, AllCondition):
             return _all(*(self.clause(c) for c in condition.all))
         if isinstance(condition, AnyCondition):
@@ -311,7 +389,13 @@ class _Compiler:
 
     def tag(self, name: str) -> Pred:
         ft = FRIEND_TAGS.alias("ft")
-        tag_id = select(TAGS.c.id).where(TAGS.c.name == name).scalar_subquery()
+        tag_id: Any
+        if self.tag_ids is None:
+            tag_id = select(TAGS.c.id).where(TAGS.c.name == name).scalar_subquery()
+        elif name in self.tag_ids:
+            tag_id = self.tag_ids[name]
+        else:
+            return False  # no friend has ever had it
         return (
             select(ft.c.friend_id)
             .where(ft.c.friend_id == FRIENDS.c.id, ft.c.tag_id == tag_id)

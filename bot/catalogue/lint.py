@@ -59,6 +59,7 @@ from bot.catalogue.models import (
     PostbackTrigger,
     RichMenuAction,
     SayAction,
+    SegmentCondition,
     SegmentDoc,
     SendAction,
     SequenceDoc,
@@ -268,7 +269,7 @@ class Linter:
             elif isinstance(model, SequenceDoc):
                 self.sequence_doc(doc, loc, model)
             elif isinstance(model, SegmentDoc):
-                self.condition(loc, ["condition"], model.condition)
+                self.segment_doc(loc, model)
             elif isinstance(model, BroadcastDoc):
                 self.broadcast_doc(loc, model)
         lint_rich_menus(self, self.documents)
@@ -591,6 +592,36 @@ class Linter:
                 self.condition(loc, [*path, "any", index], sub)
         elif isinstance(condition, NotCondition):
             self.condition(loc, [*path, "not"], condition.not_)
+        elif (
+            isinstance(condition, SegmentCondition)
+            and condition.segment not in self.catalogue.segments
+        ):
+            hint = suggest(condition.segment, sorted(self.catalogue.segments))
+            self.report(loc, [*path, "segment"], f"unknown segment '{condition.segment}'{hint}")
+
+    def segment_doc(self, loc: Locator, segment: SegmentDoc) -> None:
+        self.condition(loc, ["condition"], segment.condition)
+        cycle = self._segment_cycle(segment.segment, (segment.segment,))
+        if cycle:
+            self.report(
+                loc,
+                ["segment"],
+                f"segment '{segment.segment}' refers to itself ({' → '.join(cycle)})",
+            )
+
+    def _segment_cycle(self, name: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        """The chain of `{segment: …}` references from `name` back to `path[0]`, if any."""
+        segment = self.catalogue.segments.get(name)
+        if segment is None:
+            return None
+        for ref in _segment_refs(segment.condition):
+            if ref == path[0]:
+                return (*path, ref)
+            if ref not in path:
+                found = self._segment_cycle(ref, (*path, ref))
+                if found:
+                    return found
+        return None
 
     def field_condition(
         self, loc: Locator, path: list[PathItem], condition: FieldCondition
@@ -1100,6 +1131,17 @@ def _shadows(first: KeywordRule, later: KeywordRule) -> bool:
     if later.mode == "regex" and first.mode == "regex":
         return a == b
     return False
+
+
+def _segment_refs(condition: Condition) -> Iterator[str]:
+    """The segments a condition names, at any depth."""
+    if isinstance(condition, SegmentCondition):
+        yield condition.segment
+    elif isinstance(condition, AllCondition | AnyCondition):
+        for sub in condition.all if isinstance(condition, AllCondition) else condition.any:
+            yield from _segment_refs(sub)
+    elif isinstance(condition, NotCondition):
+        yield from _segment_refs(condition.not_)
 
 
 def _timing(step: SequenceStep) -> str:

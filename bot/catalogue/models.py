@@ -154,6 +154,13 @@ class AudienceCondition(Model):
     audience: Name
 
 
+class SegmentCondition(Model):
+    """A named segment's condition (a `segment:` document), used inside another condition."""
+
+    KIND: ClassVar[str] = "segment"
+    segment: Name
+
+
 class AllCondition(Model):
     KIND: ClassVar[str] = "all"
     all: list[Condition] = Field(min_length=1)
@@ -178,6 +185,7 @@ _CONDITION_KEYS = (
     "in_sequence",
     "route",
     "audience",
+    "segment",
     "all",
     "any",
     "not",
@@ -192,6 +200,7 @@ Condition = Annotated[
     | Annotated[InSequenceCondition, Tag("in_sequence")]
     | Annotated[RouteCondition, Tag("route")]
     | Annotated[AudienceCondition, Tag("audience")]
+    | Annotated[SegmentCondition, Tag("segment")]
     | Annotated[AllCondition, Tag("all")]
     | Annotated[AnyCondition, Tag("any")]
     | Annotated[NotCondition, Tag("not")],

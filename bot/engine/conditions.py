@@ -18,6 +18,7 @@ from bot.catalogue.models import (
     InSequenceCondition,
     NotCondition,
     RouteCondition,
+    SegmentCondition,
     TagCondition,
 )
 from bot.engine.friend_record import FriendRecord
@@ -51,6 +52,10 @@ def evaluate(condition: Condition, record: FriendRecord) -> bool:
         return record.friend.route == condition.route
     if isinstance(condition, AudienceCondition):
         return condition.audience in record.audiences
+    if isinstance(condition, SegmentCondition):
+        # `check` guarantees the segment exists and refers to itself nowhere.
+        segment = record.catalogue.segments.get(condition.segment)
+        return segment is not None and evaluate(segment.condition, record)
     raise TypeError(f"unknown condition {type(condition).__name__}")
 
 

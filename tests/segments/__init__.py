@@ -18,7 +18,7 @@ from bot.catalogue.models import Condition, FieldDef
 from bot.engine.conditions import evaluate
 from bot.engine.fields import to_json, typed_columns
 from bot.engine.friend_record import FriendRecord
-from bot.segments import FRIENDS, segment_clause
+from bot.segments import FRIENDS, segment_clause, tag_ids_for
 from storage.db import Database
 from storage.models import (
     Answer,
@@ -162,10 +162,15 @@ def sql_matches(
     tz: ZoneInfo,
     catalogue: Catalogue = CATALOGUE,
 ) -> set[int]:
-    """Ids of every friend (blocked too) the SQL clause matches."""
-    clause = segment_clause(condition, catalogue=catalogue, tz=tz, now=now)
+    """Ids of every friend (blocked too) the SQL clause matches, with tags compared by id (as
+    counts and broadcasts do) and by name (as the rich menu rules do): the two must agree."""
+    by_name = segment_clause(condition, catalogue=catalogue, tz=tz, now=now)
     with db.read() as session:
-        return set(session.scalars(select(FRIENDS.c.id).where(clause)))
+        tag_ids = tag_ids_for(session, condition, catalogue)
+        by_id = segment_clause(condition, catalogue=catalogue, tz=tz, now=now, tag_ids=tag_ids)
+        found = set(session.scalars(select(FRIENDS.c.id).where(by_id)))
+        assert found == set(session.scalars(select(FRIENDS.c.id).where(by_name))), condition
+        return found
 
 
 def python_matches(

@@ -3,7 +3,7 @@ latest answers, clicks, routes, audiences, blocked friends, one query, named seg
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -13,7 +13,7 @@ import pytest
 from pydantic import TypeAdapter
 from sqlalchemy import event, select
 
-from bot.catalogue.models import Condition, TagCondition
+from bot.catalogue.models import Condition, SegmentDoc, TagCondition
 from bot.clock import FrozenClock
 from bot.engine.friend_record import FriendRecord
 from bot.segments import (
@@ -389,3 +389,51 @@ def test_resolve_finds_named_segments() -> None:
         resolve("loop", catalogue)
     with pytest.raises(SegmentError, match=r"unknown segment 'men' \(known: alias, loop"):
         resolve("men", catalogue)
+
+
+def test_segments_named_inside_conditions(db: Database, clock: FrozenClock) -> None:
+    """`{segment: NAME}` means the named segment's condition, in SQL and in Python alike,
+    at any depth and through segments that name segments."""
+    catalogue = replace(
+        CATALOGUE,
+        segments={
+            "has_a": SegmentDoc(segment="has_a", condition=ADAPTER.validate_python({"tag": "a"})),
+            "a_not_b": SegmentDoc(
+                segment="a_not_b",
+                condition=ADAPTER.validate_python(
+                    {"all": [{"segment": "has_a"}, {"not": {"tag": "b"}}]}
+                ),
+            ),
+        },
+    )
+    now = clock.now()
+    ids = write_friends(
+        db,
+        [FriendSpec(tags=["a"]), FriendSpec(tags=["a", "b"]), FriendSpec(tags=["c"])],
+        now,
+        TOKYO,
+    )
+    for raw, expected in [
+        ({"segment": "has_a"}, [0, 1]),
+        ({"segment": "a_not_b"}, [0]),
+        ({"any": [{"segment": "a_not_b"}, {"tag": "c"}]}, [0, 2]),
+        ({"not": {"segment": "a_not_b"}}, [1, 2]),
+    ]:
+        condition = ADAPTER.validate_python(raw)
+        in_sql = sql_matches(db, condition, now, TOKYO, catalogue)
+        assert in_sql == python_matches(db, condition, now, TOKYO, catalogue), raw
+        assert sorted(ids.index(i) for i in in_sql) == expected, raw
+    assert resolve({"all": [{"segment": "a_not_b"}]}, catalogue) is not None
+    with pytest.raises(SegmentError, match="unknown segment 'nope'"):
+        resolve({"not": {"segment": "nope"}}, catalogue)
+
+
+def test_a_segment_naming_itself_is_an_error() -> None:
+    loop = SimpleNamespace(
+        segments={
+            "x": SimpleNamespace(condition=ADAPTER.validate_python({"segment": "y"})),
+            "y": SimpleNamespace(condition=ADAPTER.validate_python({"any": [{"segment": "x"}]})),
+        }
+    )
+    with pytest.raises(SegmentError, match="refers to itself"):
+        resolve({"segment": "x"}, loop)
