@@ -33,7 +33,7 @@ from bot.engine.templates import contains_template
 from bot.engine.turn import Turn
 from bot.messages import MAX_MESSAGES_PER_REQUEST, build
 from bot.runtime import Runtime
-from bot.segments import SegmentError, matching_ids_select, resolve
+from bot.segments import SegmentError, matching_ids_select, resolve, tag_ids_for
 from storage.models import Broadcast, BroadcastRecipient, Friend, OutboxMessage
 from storage.upsert import insert_ignore
 
@@ -357,7 +357,11 @@ class Runner:
             log.error("broadcast %d: %s; cancelled", row.id, exc)
             return
         ids = matching_ids_select(
-            condition, catalogue=runtime.catalogue, tz=runtime.settings.tz, now=now
+            condition,
+            catalogue=runtime.catalogue,
+            tz=runtime.settings.tz,
+            now=now,
+            tag_ids=tag_ids_for(session, condition, runtime.catalogue),
         )
         subquery = ids.subquery()
         session.execute(
