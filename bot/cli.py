@@ -47,13 +47,23 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True, help="Alembic revision to reach.")
-def db_upgrade(revision: str) -> None:
-    """Create or migrate the database at DATABASE_URL to the latest schema."""
-    from storage.migrate import upgrade
+@click.option(
+    "--no-analyze",
+    is_flag=True,
+    help="Skip refreshing the query planner's statistics (ANALYZE) after migrating.",
+)
+def db_upgrade(revision: str, no_analyze: bool) -> None:
+    """Create or migrate the database at DATABASE_URL to the latest schema, then refresh the
+    planner's statistics (ANALYZE) so segment counts use the right indexes. Run it after every
+    upgrade of stepline and after large imports."""
+    from storage.migrate import analyze, upgrade
 
     settings = settings_or_exit()
     upgrade(settings.database_url, revision)
     click.echo(f"database at {_safe_url(settings.database_url)} is at revision {revision}")
+    if not no_analyze:
+        analyze(settings.database_url)
+        click.echo("planner statistics refreshed (ANALYZE)")
 
 
 def _safe_url(url: str) -> str:

@@ -75,6 +75,7 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, LineUser, P
         [STEPLINE, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60
     )
     assert upgrade.returncode == 0, upgrade.stderr
+    assert "planner statistics refreshed (ANALYZE)" in upgrade.stdout
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
