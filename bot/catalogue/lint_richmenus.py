@@ -111,7 +111,7 @@ def _tap(
     linter: Linter, loc: Locator, path: list[PathItem], area: RichMenuArea, aliases: dict[str, str]
 ) -> None:
     from bot.catalogue.explain import suggest
-    from bot.catalogue.lint import PICKER_FITS, article
+    from bot.catalogue.lint import PICKER_FITS, article, is_template
 
     tap = area.tap
     linter.actions(loc, [*path, "do"], tap.do)
@@ -124,8 +124,13 @@ def _tap(
         )
     if tap.postback is not None:
         linter.data(loc, [*path, "postback"], tap.postback)
-    if tap.display_text is not None:
-        linter.template(loc, [*path, "display_text"], tap.display_text)
+    if tap.display_text is not None and is_template(tap.display_text):
+        linter.report(
+            loc,
+            [*path, "display_text"],
+            "display_text is shown as written: a rich menu is the same for every friend,"
+            " so templates are not filled in here",
+        )
     if tap.datetime is not None and tap.save is not None:
         mode = tap.datetime.mode if isinstance(tap.datetime, PickerSpec) else tap.datetime
         definition = linter.field(loc, [*path, "save"], tap.save)

@@ -867,8 +867,10 @@ class RichMenuTap(Model):
             raise ValueError(f"`do` cannot go with `{kinds[0]}`: LINE sends the bot nothing then")
         if self.save is not None and self.datetime is None:
             raise ValueError("`save` goes with `datetime` (the field the picked value goes to)")
-        if self.display_text is not None and kinds and kinds[0] in ("uri", "message"):
-            raise ValueError(f"`display_text` cannot go with `{kinds[0]}`")
+        if self.display_text is not None and kinds and kinds[0] != "postback":
+            raise ValueError(
+                f"`display_text` goes with `do` or `postback` (LINE shows no text for `{kinds[0]}`)"
+            )
         return self
 
     @property

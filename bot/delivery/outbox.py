@@ -195,26 +195,36 @@ def queue_menu_link(
     """Queue linking the friend's rich menu to what `friends.rich_menu` says: (the new row,
     whether it may be sent at once).
 
-    No row when one that has not been taken yet will do it (the sender reads the assignment
-    when it sends, so one pending row covers every change before it). While another row of
-    this friend is being sent, the new one is left to the worker, which never sends two of
-    one friend's link rows at once (`Sender.claim_due`): two in flight could reach LINE in
-    the wrong order."""
-    states = set(
-        session.scalars(
-            select(OutboxMessage.status).where(
-                OutboxMessage.kind == "richmenu",
-                OutboxMessage.friend_id == friend.id,
-                OutboxMessage.status.in_(("pending", "sending")),
-            )
-        )
+    No row when one that has not been taken yet will do it: the sender reads the assignment
+    when it sends, and that row is locked here until this transaction commits (a worker
+    claiming it meanwhile would read the old assignment and finish it, losing this change;
+    `SKIP LOCKED` makes it wait for the commit instead). While another link row of this
+    friend, or a bulk link row of `stepline richmenu sync`, is being sent, the new one is
+    left to the worker, which never sends two of one friend's link rows at once
+    (`Sender.claim_due`): two in flight could reach LINE in the wrong order."""
+    mine = select(OutboxMessage.status).where(
+        OutboxMessage.kind == "richmenu",
+        OutboxMessage.friend_id == friend.id,
+        OutboxMessage.status.in_(("pending", "sending")),
     )
+    if session.get_bind().dialect.name != "sqlite":  # SQLite: the write lock is the database's
+        mine = mine.with_for_update()
+    states = set(session.scalars(mine))
     if "pending" in states:
         return None, False
+    bulk_in_flight = session.scalar(
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.kind == "richmenu",
+            OutboxMessage.friend_id.is_(None),
+            OutboxMessage.status == "sending",
+        )
+        .limit(1)
+    )
     row = _row("richmenu", friend, [], cause, now)
     session.add(row)
     session.flush()
-    return row, "sending" not in states
+    return row, "sending" not in states and bulk_in_flight is None
 
 
 def queue_menu_links(

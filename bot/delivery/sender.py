@@ -312,14 +312,15 @@ class Sender:
 
 
 def _no_link_in_flight(now: datetime) -> Any:
-    """A friend's rich menu link row is not taken while another of theirs is being sent:
-    two in flight could reach LINE in the wrong order and leave the older menu linked."""
+    """A friend's rich menu link row is not taken while another of theirs, or a bulk link
+    row (`stepline richmenu sync`), is being sent: two in flight could reach LINE in the
+    wrong order and leave the older menu linked."""
     other = aliased(OutboxMessage)
     in_flight = (
         select(other.id)
         .where(
             other.kind == "richmenu",
-            other.friend_id == OutboxMessage.friend_id,
+            or_(other.friend_id == OutboxMessage.friend_id, other.friend_id.is_(None)),
             other.status == "sending",
             other.lease_until >= now,
             other.id != OutboxMessage.id,

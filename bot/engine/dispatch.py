@@ -23,6 +23,7 @@ from bot.engine.triggers import trigger_matches
 from bot.engine.turn import MAX_TRIGGER_ROUNDS, Turn
 from bot.richmenus.assign import settle_menu
 from bot.richmenus.definition import TapRef
+from bot.richmenus.linking import UNKNOWN_LINK
 from bot.richmenus.taps import on_menu_tap, run_tap, taps_with_data
 from storage.models import Conversation
 
@@ -102,9 +103,9 @@ class Dispatcher:
         self.finish(turn)
 
     def on_unfollow(self, turn: Turn) -> None:
-        # What LINE keeps of a per-user menu while blocked is not documented: forget it, so
-        # the friend's menu is linked again if they come back.
-        turn.record.friend.rich_menu_id = None
+        # What LINE keeps of a per-user menu while blocked is not documented: mark it
+        # unknown, so the friend's menu is linked (or unlinked) again if they come back.
+        turn.record.friend.rich_menu_id = UNKNOWN_LINK
         conv = self.conversations.active(turn.record.session, turn.record.friend.id)
         if conv is not None:
             self.conversations.cancel(turn, conv)

@@ -35,7 +35,7 @@ def settle_menu(turn: Turn) -> None:
         target = choice
     if turn.forced_menu is not None:
         target, turn.forced_menu = turn.forced_menu, None
-    if target == friend.rich_menu and not (turn.relink_menu and target is not None):
+    if target == friend.rich_menu and not turn.relink_menu:
         return
     friend.rich_menu = target
     if friend.status != "blocked":

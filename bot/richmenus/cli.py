@@ -52,10 +52,15 @@ def richmenu_sync(dry_run: bool) -> None:
             console.print("dry run: nothing changed")
             return
         with Progress(
-            "re-linking friends", BarColumn(), MofNCompleteColumn(), console=console
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            console=console,
         ) as progress:
-            task = progress.add_task("links", total=None)
-            sync.progress = lambda done, total: progress.update(task, completed=done, total=total)
+            task = progress.add_task("creating menus at LINE", total=None)
+            sync.progress = lambda done, total: progress.update(
+                task, description="bulk link requests", completed=done, total=total
+            )
             try:
                 result = sync.apply(plan)
             except LineError as exc:
@@ -81,11 +86,13 @@ def richmenu_sync(dry_run: bool) -> None:
     default=None,
     help="Folder for the PNG files (default: richmenus/ in the flows folder).",
 )
-def richmenu_render(name: str | None, out: Path | None) -> None:
+@click.option("--force", is_flag=True, help="Overwrite image files that already exist.")
+def richmenu_render(name: str | None, out: Path | None, force: bool) -> None:
     """Draw the image of every menu without `image:` (or of NAME) from its area labels.
 
     The file is written as <out>/<menu>.png; put `image: richmenus/<menu>.png` in the YAML
-    to use and edit it, or leave `image` out and sync draws the same picture itself."""
+    to use and edit it, or leave `image` out and sync draws the same picture itself. An
+    existing file (perhaps a designer's edit) is never replaced without --force."""
     runtime = _runtime()
     try:
         catalogue = runtime.catalogue
@@ -99,6 +106,10 @@ def richmenu_render(name: str | None, out: Path | None) -> None:
             Console().print("every rich menu has its own image; nothing to draw")
             return
         folder = out or Path(catalogue.folder or ".") / "richmenus"
+        targets = [folder / f"{menu.rich_menu}.png" for menu in chosen]
+        existing = [str(path) for path in targets if path.exists()]
+        if existing and not force:
+            _fail(f"{', '.join(existing)} already exist(s); --force overwrites")
         folder.mkdir(parents=True, exist_ok=True)
         for menu in chosen:
             image = menu_image(menu.model_copy(update={"image": None}), catalogue.folder)

@@ -11,32 +11,40 @@ from typing import Any
 
 from bot.catalogue.models import PickerSpec, RichMenuArea, RichMenuDoc
 
-TAP_DATA_PREFIX = "rm1"  # postback data of an area tap: rm1|<menu>|<area index>
+# Postback data of an area tap: rm1|<menu>|<area index>|<what the tap does, hashed>. The
+# hash lets a tap on a menu version still on a phone (before sync re-links it) be told from
+# a tap on today's area at that index: it is ignored rather than run the wrong actions.
+TAP_DATA_PREFIX = "rm1"
 
 
-def tap_data(menu: str, index: int) -> str:
-    return f"{TAP_DATA_PREFIX}|{menu}|{index}"
+def tap_digest(area: RichMenuArea) -> str:
+    return hashlib.sha256(area.tap.model_dump_json().encode()).hexdigest()[:8]
+
+
+def tap_data(menu: str, index: int, area: RichMenuArea) -> str:
+    return f"{TAP_DATA_PREFIX}|{menu}|{index}|{tap_digest(area)}"
 
 
 @dataclass(frozen=True)
 class TapRef:
-    """Which area of which menu a postback came from."""
+    """Which area of which menu a postback came from, and what that area did then."""
 
     menu: str
     index: int
+    digest: str
 
     @classmethod
     def parse(cls, data: str) -> TapRef | None:
         parts = data.split("|")
-        if len(parts) != 3 or parts[0] != TAP_DATA_PREFIX or not parts[2].isdigit():
+        if len(parts) != 4 or parts[0] != TAP_DATA_PREFIX or not parts[2].isdigit():
             return None
-        return cls(parts[1], int(parts[2]))
+        return cls(parts[1], int(parts[2]), parts[3])
 
 
 def area_action(menu: RichMenuDoc, index: int, area: RichMenuArea) -> dict[str, Any]:
     """LINE's action object for one area's tap."""
     tap = area.tap
-    data = tap.postback or tap_data(menu.rich_menu, index)
+    data = tap.postback or tap_data(menu.rich_menu, index, area)
     action: dict[str, Any]
     if tap.uri is not None:
         action = {"type": "uri", "uri": tap.uri}

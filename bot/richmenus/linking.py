@@ -19,6 +19,9 @@ from storage.db import Database
 from storage.models import Friend, RichMenuVersion
 
 MAX_ROUNDS = 3
+# `friends.rich_menu_id` when what LINE has linked is not known (the friend blocked the
+# account meanwhile: LINE does not document what it keeps): always link or unlink then.
+UNKNOWN_LINK = "?"
 
 
 class RichMenuLinker:

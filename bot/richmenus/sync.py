@@ -15,13 +15,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, case, func, literal, null, select, update
 
+from bot.catalogue.catalogue import Catalogue
 from bot.catalogue.models import RichMenuDoc
-from bot.delivery.line_client import LineClient, LineRateLimited
-from bot.delivery.outbox import queue_menu_links
+from bot.delivery.line_client import LineClient, LineError, LineRateLimited, LineRejected
+from bot.delivery.outbox import claim, queue_menu_links
 from bot.richmenus.definition import content_hash, menu_image, menu_object
 from bot.runtime import Runtime
 from bot.segments import segment_clause
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 HOURLY_LIMIT = 100  # LINE: create / delete rich menu, delete alias: 100 requests an hour
 NAME_SEPARATOR = "@"  # LINE name of a version: "<menu>@<first 12 of its hash>"
-MAX_WAITS = 6
+MAX_WAITS = 3  # short pauses for a passing 429 (5, 10, 20 s) before giving up
 
 
 def line_name(menu: str, digest: str) -> str:
@@ -51,6 +54,7 @@ class MenuStep:
 
 @dataclass
 class SyncPlan:
+    catalogue: Catalogue  # the catalogue planned from: apply uses it, whatever reloads meanwhile
     menus: list[MenuStep] = field(default_factory=list)
     retire: list[RichMenuVersion] = field(default_factory=list)  # menus gone from the catalogue
     orphans: list[str] = field(default_factory=list)  # ours at LINE, never recorded: deleted
@@ -110,7 +114,7 @@ class RichMenuSync:
     def plan(self) -> SyncPlan:
         catalogue = self.runtime.catalogue
         folder = catalogue.folder
-        plan = SyncPlan()
+        plan = SyncPlan(catalogue)
         with self.runtime.db.read() as session:
             versions = list(
                 session.scalars(select(RichMenuVersion).where(RichMenuVersion.status != "deleted"))
@@ -144,7 +148,7 @@ class RichMenuSync:
         current = self.line.rich_menu_aliases()
         steps = {step.name: step for step in plan.menus}
         wanted: dict[str, str] = {}
-        for name, menu in self.runtime.catalogue.rich_menus.items():
+        for name, menu in plan.catalogue.rich_menus.items():
             if menu.alias is None:
                 continue
             wanted[menu.alias] = name
@@ -158,7 +162,7 @@ class RichMenuSync:
                 plan.aliases.append(("delete", alias, "-"))
 
     def _plan_default(self, plan: SyncPlan, ours: set[str]) -> None:
-        wanted = next((m for m in self.runtime.catalogue.rich_menus.values() if m.default), None)
+        wanted = next((m for m in plan.catalogue.rich_menus.values() if m.default), None)
         current = self.line.default_rich_menu()
         if wanted is None:
             if current is not None and current in ours:
@@ -172,12 +176,13 @@ class RichMenuSync:
 
     def apply(self, plan: SyncPlan) -> SyncResult:
         result = SyncResult(plan)
-        catalogue = self.runtime.catalogue
+        catalogue = plan.catalogue
         for line_id in plan.orphans:
             self._limited(self.line.delete_rich_menu, line_id)
         for step in plan.menus:
             if step.action != "keep":
-                step.line_id = self._create(catalogue.rich_menus[step.name], step.digest)
+                menu = catalogue.rich_menus[step.name]
+                step.line_id = self._create(menu, step.digest, catalogue.folder)
         ids = {step.name: step.line_id for step in plan.menus}
         for op, alias, name in plan.aliases:
             if op == "create":
@@ -193,15 +198,14 @@ class RichMenuSync:
             else:
                 self.line.cancel_default_rich_menu()
         self._retire(plan.retire)
-        result.relinked, result.unsent = self.relink()
-        if result.unsent == 0:
-            result.deleted = self._delete_retired()
+        result.relinked, result.unsent = self.relink(catalogue)
+        result.deleted = self._delete_retired()
         return result
 
-    def _create(self, menu: RichMenuDoc, digest: str) -> str:
+    def _create(self, menu: RichMenuDoc, digest: str, folder: Path | None) -> str:
         """Create one version at LINE (menu, image), record it active, retire the old one."""
         body = {**menu_object(menu), "name": line_name(menu.rich_menu, digest)}
-        image = menu_image(menu, self.runtime.catalogue.folder)
+        image = menu_image(menu, folder)
         line_id = self._limited(self.line.create_rich_menu, body)
         self.line.set_rich_menu_image(line_id, image.data, image.content_type)
         now = self.runtime.clock.now()
@@ -235,10 +239,29 @@ class RichMenuSync:
             )
 
     def _delete_retired(self) -> list[str]:
-        """Delete at LINE the versions nobody should be on any more."""
+        """Delete at LINE the retired versions nobody is on any more. While any link row is
+        still to be sent (a retry, a friend's change), nothing is deleted: the next sync does
+        it, so no friend is ever left on a deleted menu."""
         with self.runtime.db.read() as session:
+            waiting = session.scalar(
+                select(func.count())
+                .select_from(OutboxMessage)
+                .where(
+                    OutboxMessage.kind == "richmenu",
+                    OutboxMessage.status.in_(("pending", "sending")),
+                )
+            )
+            if waiting:
+                return []
+            still_on = select(Friend.id).where(
+                Friend.status == "following", Friend.rich_menu_id == RichMenuVersion.line_id
+            )
             retired = list(
-                session.scalars(select(RichMenuVersion).where(RichMenuVersion.status == "retired"))
+                session.scalars(
+                    select(RichMenuVersion).where(
+                        RichMenuVersion.status == "retired", ~still_on.exists()
+                    )
+                )
             )
         deleted = []
         for version in retired:
@@ -254,11 +277,10 @@ class RichMenuSync:
 
     # ------------------------------------------------------------------ friends
 
-    def reassign(self) -> None:
+    def reassign(self, catalogue: Catalogue) -> None:
         """Evaluate every friend's `show_when` rules in SQL (first match wins); a friend whose
         rules' choice changed gets that menu; a menu the catalogue dropped is replaced."""
         runtime = self.runtime
-        catalogue = runtime.catalogue
         now = runtime.clock.now()
         whens = [
             (
@@ -284,11 +306,24 @@ class RichMenuSync:
                 .execution_options(synchronize_session=False)
             )
 
-    def relink(self) -> tuple[int, int]:
+    def relink(self, catalogue: Catalogue) -> tuple[int, int]:
         """Queue and send bulk links for every following friend not on their menu at LINE:
-        (friends re-linked, rows left unsent for the worker to retry)."""
-        self.reassign()
+        (friends re-linked, rows left unsent for the worker to retry).
+
+        The rows are written already claimed by this process's sender, so a running worker
+        does not take them meanwhile; friends whose own link row is waiting are left to it
+        (two rows of one friend in flight could reach LINE in the wrong order)."""
+        self.reassign(catalogue)
         runtime = self.runtime
+        own_row = (
+            select(OutboxMessage.id)
+            .where(
+                OutboxMessage.kind == "richmenu",
+                OutboxMessage.friend_id == Friend.id,
+                OutboxMessage.status.in_(("pending", "sending")),
+            )
+            .exists()
+        )
         wanted = (
             select(RichMenuVersion.line_id)
             .where(RichMenuVersion.name == Friend.rich_menu, RichMenuVersion.status == "active")
@@ -299,41 +334,56 @@ class RichMenuSync:
             func.coalesce(wanted, literal("")) != func.coalesce(Friend.rich_menu_id, literal("")),
             # a friend assigned a menu LINE does not have yet is left for a later sync
             ~and_(Friend.rich_menu.is_not(None), wanted.is_(None)),
+            ~own_row,
         )
         now = runtime.clock.now()
+        sender = runtime.sender
         with runtime.db.write() as session:
             user_ids = list(session.scalars(mismatch.order_by(Friend.id)))
             rows = queue_menu_links(session, user_ids, cause="richmenu:sync", now=now)
-            row_ids = [row.id for row in rows]
+            claim(rows, sender.owner, now, sender.lease)
         unsent = 0
-        for done, row_id in enumerate(row_ids, start=1):
-            claimed = runtime.sender.claim_ids([row_id])
-            outcomes = runtime.sender.send_claimed(claimed)
+        for done, row in enumerate(rows, start=1):
+            outcomes = sender.send_claimed([row])
             unsent += sum(1 for o in outcomes if o.status != "sent")
             if self.progress is not None:
-                self.progress(done, len(row_ids))
+                self.progress(done, len(rows))
         return len(user_ids), unsent
 
     # ------------------------------------------------------------------ rate limits
 
     def _limited(self, call: Callable[..., T], *args: Any, missing_ok: bool = False) -> T:
-        """Call an endpoint LINE limits to 100 an hour, waiting out a 429."""
-        from bot.delivery.line_client import LineRejected
-
+        """Call an endpoint LINE limits to 100 an hour. A 429 is retried a few times after a
+        short pause (LINE's `Retry-After` if it sends one); if LINE still refuses, the hour's
+        allowance is spent: stop and say when to run sync again (it continues from there)."""
         wait = 5.0
-        for _ in range(MAX_WAITS):
+        for attempt in range(MAX_WAITS + 1):
             try:
                 return call(*args)
             except LineRateLimited as exc:
+                if attempt == MAX_WAITS:
+                    raise HourlyLimitReached(self.runtime.clock.now()) from exc
                 pause = exc.retry_after if exc.retry_after is not None else wait
                 log.warning("LINE rate limit (%s); waiting %.0f s", exc, pause)
                 self.sleep(pause)
-                wait = min(wait * 2, 900.0)
+                wait *= 2
             except LineRejected as exc:
                 if missing_ok and exc.status == 404:
                     return None  # type: ignore[return-value]
                 raise
-        return call(*args)
+        raise AssertionError("unreachable")
+
+
+class HourlyLimitReached(LineError):
+    """LINE's 100-an-hour allowance for creating/deleting rich menus is spent."""
+
+    def __init__(self, now: datetime) -> None:
+        again = (now + timedelta(hours=1)).strftime("%H:%M UTC")
+        super().__init__(
+            f"LINE allows {HOURLY_LIMIT} rich menu creations/deletions an hour and refuses more"
+            f" now; run `stepline richmenu sync` again after {again}: it continues where it"
+            " stopped (what was created is recorded)"
+        )
 
 
 def pending_links(runtime: Runtime) -> int:

@@ -11,27 +11,28 @@ from bot.catalogue.models import PickerSpec, RichMenuArea
 from bot.engine.actions import run_actions, set_field
 from bot.engine.fields import InvalidValue
 from bot.engine.turn import Turn
-from bot.richmenus.definition import TapRef
+from bot.richmenus.definition import TapRef, tap_digest
 
 log = logging.getLogger(__name__)
 
 
 def on_menu_tap(turn: Turn, data: str, params: dict[str, Any] | None) -> None:
-    """A postback carrying `rm1|<menu>|<area>`: run that area's tap; an area the catalogue
-    no longer has (the menu changed since it was drawn) is logged and ignored."""
+    """A postback carrying `rm1|<menu>|<area>|<digest>`: run that area's tap. An area the
+    catalogue no longer has, or that does something else now (a menu version still on the
+    phone before `stepline richmenu sync` re-linked it), is logged and ignored."""
     ref = TapRef.parse(data)
     menu = turn.catalogue.rich_menus.get(ref.menu) if ref is not None else None
-    if ref is None or menu is None or ref.index >= len(menu.areas):
+    if (
+        ref is None
+        or menu is None
+        or ref.index >= len(menu.areas)
+        or tap_digest(menu.areas[ref.index]) != ref.digest
+    ):
         log.info("%s: rich menu postback %r is not in the catalogue; ignored", turn.cause, data)
         return
-    switched = (params or {}).get("newRichMenuAliasId")
-    if switched is not None and (params or {}).get("status", "SUCCESS") != "SUCCESS":
-        log.info(
-            "%s: switch to rich menu alias %r failed at LINE (%s)",
-            turn.cause,
-            switched,
-            (params or {}).get("status"),
-        )
+    status = (params or {}).get("status")
+    if status is not None and status != "SUCCESS":  # LINE omits the alias when it failed
+        log.info("%s: rich menu switch failed at LINE (%s)", turn.cause, status)
     run_tap(turn, menu.areas[ref.index], params, f"richmenu:{ref.menu}:{ref.index + 1}")
 
 

@@ -4,6 +4,7 @@ in flight together, and a friend already on the right menu costs no request."""
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -90,4 +91,48 @@ def test_a_blocked_friend_gets_no_link_until_they_come_back(stack: Stack) -> Non
         kinds = session.scalars(select(OutboxMessage.kind).where(OutboxMessage.kind == "richmenu"))
         assert list(kinds) == []
     user.follow()  # unblocked: their menu is linked at once
+    assert menu_of(stack, user) == ids["member"]
+
+
+def test_a_friend_back_after_blocking_is_unlinked_to_the_default(stack: Stack) -> None:
+    """While blocked, what LINE keeps linked is unknown: on their return a friend assigned the
+    default menu gets an unlink, not nothing."""
+    user = stack.user()
+    user.follow()
+    stack.api("PATCH", f"/friends/{user.user_id}", json={"add_tags": ["回答済み"]})
+    user.unfollow()
+    stack.api("PATCH", f"/friends/{user.user_id}", json={"remove_tags": ["回答済み"]})
+    user.follow()
+    unlinks = [
+        r
+        for r in stack.emulator_get("/requests")["requests"]
+        if r["method"] == "DELETE" and r["path"] == f"/v2/bot/user/{user.user_id}/richmenu"
+    ]
+    assert len(unlinks) == 1
+    with stack.db.read() as session:
+        friend = session.scalars(select(Friend).where(Friend.line_user_id == user.user_id)).one()
+        assert (friend.rich_menu, friend.rich_menu_id) == (None, None)
+
+
+def test_a_pending_row_is_not_taken_while_a_turn_relies_on_it(stack: Stack) -> None:
+    """The turn that finds a pending link row locks it until it commits (PostgreSQL), so a
+    worker cannot send it with the assignment from before the turn."""
+    if stack.db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time: a claim waits for the turn's commit")
+    ids = active_ids(stack)
+    user = stack.user()
+    user.follow()
+    assign(stack, user.user_id, "vip")  # a pending row, not sent yet
+    sender = stack.runtime.sender
+    with stack.db.write() as session:  # a turn changing the menu again, still open
+        friend = session.scalars(select(Friend).where(Friend.line_user_id == user.user_id)).one()
+        friend.rich_menu = "member"
+        row, _ = queue_menu_link(session, friend, cause="turn", now=stack.clock.now())
+        assert row is None  # the pending row covers it...
+        taken: list[list[OutboxMessage]] = []
+        worker = threading.Thread(target=lambda: taken.append(sender.claim_due(10)))
+        worker.start()
+        worker.join(timeout=30)
+        assert taken == [[]]  # ...and no worker can take it before this commits
+    sender.send_claimed(sender.claim_due(10))
     assert menu_of(stack, user) == ids["member"]

@@ -14,7 +14,8 @@ import requests
 from sqlalchemy import insert, select
 
 from bot.delivery.line_client import LineError
-from bot.richmenus.sync import RichMenuSync, SyncResult
+from bot.richmenus.definition import tap_data
+from bot.richmenus.sync import HourlyLimitReached, RichMenuSync, SyncResult
 from storage.models import Friend, FriendTag, OutboxMessage, RichMenuVersion, Tag
 from tests.bot.conftest import TEST_FLOWS, StackFactory
 from tests.support import TOKEN, LineUser, Stack
@@ -63,6 +64,11 @@ def flows(tmp_path: Path) -> Path:
 @pytest.fixture
 def stack(make_stack: StackFactory, flows: Path) -> Stack:
     return make_stack(flows)
+
+
+def tap(stack: Stack, menu: str, index: int) -> str:
+    """The postback data LINE sends when the area is tapped (as in the menu object)."""
+    return tap_data(menu, index, stack.runtime.catalogue.rich_menus[menu].areas[index])
 
 
 def line_get(stack: Stack, path: str) -> requests.Response:
@@ -173,7 +179,7 @@ def test_tapping_an_area_starts_the_flow(stack: Stack) -> None:
     user = stack.user()
     user.follow()
     user.received()  # the welcome question of the follow
-    user.postback("rm1|guest|2")
+    user.postback(tap(stack, "guest", 2))
     texts = user.texts()
     assert texts and "性別" in texts[-1]
 
@@ -182,7 +188,7 @@ def test_a_tab_switch_postback_runs_the_area_actions(stack: Stack) -> None:
     sync(stack)
     user = stack.user()
     user.follow()
-    user.postback("rm1|guest|1", {"newRichMenuAliasId": "member", "status": "SUCCESS"})
+    user.postback(tap(stack, "guest", 1), {"newRichMenuAliasId": "member", "status": "SUCCESS"})
     assert "VIP" in stack.friend(user)["tags"]
 
 
@@ -190,7 +196,7 @@ def test_a_date_picked_on_the_menu_is_saved(stack: Stack) -> None:
     sync(stack)
     user = stack.user()
     user.follow()
-    user.postback("rm1|member|2", {"date": "2026-12-24"})
+    user.postback(tap(stack, "member", 2), {"date": "2026-12-24"})
     assert stack.friend(user)["fields"]["visit_date"] == "2026-12-24"
     assert user.texts()[-1] == "2026年12月24日ですね"
 
@@ -203,11 +209,13 @@ def test_a_postback_that_is_not_ours_is_ignored(
     user = stack.user()
     user.follow()
     before = stack.friend(user)
-    user.postback("rm1|nosuchmenu|0")
-    user.postback("rm1|guest|99")
+    user.postback("rm1|nosuchmenu|0|00000000")
+    user.postback("rm1|guest|99|00000000")
+    user.postback(tap(stack, "guest", 2).rsplit("|", 1)[0] + "|0badcafe")  # an older version
     assert stack.friend(user)["tags"] == before["tags"]
     ignored = [r for r in caplog.records if "not in the catalogue; ignored" in r.getMessage()]
-    assert len(ignored) == 2
+    assert len(ignored) == 3
+    assert stack.friend(user)["conversation"] == before["conversation"]
 
 
 def test_the_rich_menu_action_forces_a_menu(stack: Stack) -> None:
@@ -242,9 +250,10 @@ def test_a_changed_menu_is_recreated_and_its_friends_relinked(stack: Stack, flow
     assert result.deleted == [old["member"]]
 
 
-def test_1200_friends_are_relinked_in_bulk_batches(stack: Stack) -> None:
-    sync(stack)
-    user_ids = [f"U{n:032x}" for n in range(1, 1201)]
+def seed_members(stack: Stack, count: int) -> list[str]:
+    """`count` friends tagged 回答済み, written straight to the database (and known to the
+    emulator as friends), as an import would; their menus are not linked yet."""
+    user_ids = [f"U{n:032x}" for n in range(1, count + 1)]
     requests.post(
         f"{stack.emulator.url}/_emulator/users/bulk", json={"user_ids": user_ids}, timeout=30
     ).raise_for_status()
@@ -270,6 +279,12 @@ def test_1200_friends_are_relinked_in_bulk_batches(stack: Stack) -> None:
                 for f in friend_ids
             ],
         )
+    return user_ids
+
+
+def test_1200_friends_are_relinked_in_bulk_batches(stack: Stack) -> None:
+    sync(stack)
+    user_ids = seed_members(stack, 1200)
 
     result = sync(stack)  # the rules are evaluated in SQL for everyone, then bulk links
     assert result.relinked == 1200 and result.unsent == 0
@@ -340,3 +355,81 @@ def test_sync_dry_run_prints_the_plan_and_changes_nothing(stack: Stack) -> None:
     plan = runner.plan()
     assert plan.describe()[:3] == ["menu guest: create", "menu member: create", "menu vip: create"]
     assert line_menus(stack) == {}
+
+
+def test_a_running_worker_cannot_make_sync_delete_a_menu_friends_are_on(stack: Stack) -> None:
+    """Sync's bulk link rows are its own from the start: a worker ticking between two of its
+    requests cannot take the next one, so the old version is deleted only once every friend
+    is on the new one."""
+    user_ids = seed_members(stack, 600)  # two bulk link requests
+    sync(stack)
+    old = active_ids(stack)["member"]
+    path = stack.runtime.settings.flows_dir / "menus.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("ポイント", "ポイント確認"), "utf-8")
+    assert stack.runtime.catalogues.reload().ok
+    runner = RichMenuSync(stack.runtime, sleep=lambda seconds: None)
+    worker_took: list[int] = []
+
+    def worker_tick(done: int, total: int) -> None:  # runs between sync's own requests
+        worker_took.extend(row.id for row in stack.runtime.sender.claim_due(10))
+
+    runner.progress = worker_tick
+    result = runner.apply(runner.plan())
+    assert worker_took == [] and result.relinked == 600
+    new = active_ids(stack)["member"]
+    assert {menu_of(stack, uid) for uid in (user_ids[0], user_ids[-1])} == {new}
+    assert result.deleted == [old]
+
+
+def test_old_versions_wait_while_a_link_is_still_to_be_retried(stack: Stack) -> None:
+    sync(stack)
+    user = stack.user()
+    user.follow()
+    stack.api("PATCH", f"/friends/{user.user_id}", json={"add_tags": ["回答済み"]})
+    old = active_ids(stack)["member"]
+    path = stack.runtime.settings.flows_dir / "menus.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("ポイント", "ポイント確認"), "utf-8")
+    assert stack.runtime.catalogues.reload().ok
+    chaos = {"rates": {"5xx": 1.0}, "paths": ["/v2/bot/user/*/richmenu/*"]}
+    requests.put(f"{stack.emulator.url}/_emulator/chaos", json=chaos, timeout=10).raise_for_status()
+    result = sync(stack)
+    assert result.unsent == 1 and result.deleted == []
+    assert old in line_menus(stack)  # the friend is still on it
+    assert menu_of(stack, user) == old
+    requests.delete(f"{stack.emulator.url}/_emulator/chaos", timeout=10).raise_for_status()
+    stack.clock.advance(timedelta(minutes=10))
+    sender = stack.runtime.sender
+    sender.send_claimed(sender.claim_due(10))
+    assert menu_of(stack, user) == active_ids(stack)["member"]
+    assert sync(stack).deleted == [old]
+
+
+def test_a_reload_between_plan_and_apply_uses_the_planned_catalogue(
+    stack: Stack, flows: Path
+) -> None:
+    runner = RichMenuSync(stack.runtime, sleep=lambda seconds: None)
+    plan = runner.plan()
+    path = flows / "menus.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(
+        text[: text.index("rich_menu: vip")]
+        + text[text.index("flow: vip_menu") :].replace("{rich_menu: vip}", "{tag: VIP}"),
+        "utf-8",
+    )
+    assert stack.runtime.catalogues.reload().ok
+    result = runner.apply(plan)  # what was planned, not a KeyError
+    assert set(active_ids(stack)) == {"guest", "member", "vip"}
+    assert result.plan is plan
+    again = sync(stack)  # the next sync sees vip gone
+    assert [v.name for v in again.plan.retire] == ["vip"]
+    assert set(active_ids(stack)) == {"guest", "member"}
+
+
+def test_when_line_refuses_more_creations_sync_stops_and_says_when(stack: Stack) -> None:
+    fault(stack, path="/v2/bot/richmenu", status=429, times=10)
+    waits: list[float] = []
+    runner = RichMenuSync(stack.runtime, sleep=waits.append)
+    with pytest.raises(HourlyLimitReached, match=r"run `stepline richmenu sync` again after"):
+        runner.apply(runner.plan())
+    assert waits == [5.0, 10.0, 20.0]
+    assert active_ids(stack) == {}
