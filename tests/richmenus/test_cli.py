@@ -79,3 +79,14 @@ def test_render_of_an_unknown_menu_fails_clearly(stack: Stack) -> None:
     result = stepline("richmenu", "render", "nosuch")
     assert result.exit_code == 1
     assert "unknown rich menu 'nosuch' (known: guest, member, vip)" in result.output
+
+
+def test_render_never_overwrites_without_force(stack: Stack, tmp_path: Path) -> None:
+    out = tmp_path / "images"
+    assert stepline("richmenu", "render", "member", "--out", str(out)).exit_code == 0
+    (out / "member.png").write_bytes(b"a designer's edit")
+    refused = stepline("richmenu", "render", "member", "--out", str(out))
+    assert refused.exit_code == 1 and "already exist(s); --force overwrites" in refused.output
+    assert (out / "member.png").read_bytes() == b"a designer's edit"
+    forced = stepline("richmenu", "render", "member", "--out", str(out), "--force")
+    assert forced.exit_code == 0 and (out / "member.png").read_bytes()[:4] == b"\x89PNG"
