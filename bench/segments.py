@@ -22,7 +22,7 @@ warm-up, each in its own read session as an API request has. Cross-checks: the c
 generator expects, a hand-written SQL count (IN / NOT EXISTS over the same indexes, timed
 too; not NOT IN, which PostgreSQL runs row by row over a large subquery) and every sampled
 friend being one the generator expects. On SQLite the counts are timed as loaded
-(stepline never runs ANALYZE) and again after ANALYZE.
+(as a bulk import leaves them) and again after ANALYZE (which `stepline db upgrade` runs).
 
 Broadcast: starts `stepline emulator --rate-limits default` and `stepline worker --tick 0.2`
 as processes, registers the B recipients at the emulator, creates the broadcast

@@ -122,7 +122,9 @@ class FieldValue(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (
-        Index("ix_field_values_name_number", "name", "value_number"),
+        # Covering: a segment's number range (`age between 30 and 49`) is answered from the
+        # index alone, with the friend and the stored type (no table reads).
+        Index("ix_field_values_name_number", "name", "value_number", "type", "friend_id"),
         Index("ix_field_values_name_datetime", "name", "value_datetime"),
     )
 

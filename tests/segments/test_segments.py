@@ -437,3 +437,48 @@ def test_a_segment_naming_itself_is_an_error() -> None:
     )
     with pytest.raises(SegmentError, match="refers to itself"):
         resolve({"segment": "x"}, loop)
+
+
+def test_alternatives_on_one_tag_table_or_field_are_one_exists(
+    db: Database, clock: FrozenClock
+) -> None:
+    """`any` over several tags, or several values of one field, is merged into one EXISTS
+    (a semi-join for the planner); alternatives whose default matches stay apart."""
+    people = populate(
+        db,
+        clock,
+        FriendSpec(tags=["a"], fields={"gender": "female", "points": 5}),
+        FriendSpec(tags=["b"], fields={"gender": "male", "memo": "x"}),
+        FriendSpec(tags=["c"], fields={"age": 40}),
+        FriendSpec(),
+    )
+    assert people.matches({"any": [{"tag": "a"}, {"tag": "b"}]}) == [0, 1]
+    assert people.matches({"any": [{"tag": "a"}, {"tag": "nobody-has-it"}]}) == [0]
+    assert people.matches({"any": [{"tag": "nobody"}, {"tag": "has-it"}]}) == []
+    assert people.matches(
+        {"any": [{"field": "gender", "eq": "female"}, {"field": "gender", "eq": "male"}]}
+    ) == [0, 1]
+    assert people.matches(
+        {"any": [{"field": "points", "eq": 5}, {"field": "points", "eq": 0}, {"tag": "c"}]}
+    ) == [0, 1, 2, 3]  # points defaults to 0: the unset ones match
+    assert people.matches(
+        {"any": [{"field": "memo", "eq": "x"}, {"field": "memo", "ne": "-"}]}
+    ) == [1]
+    assert people.matches(
+        {"any": [{"field": "age", "gte": 40}, {"field": "age", "lt": 10}, {"tag": "a"}]}
+    ) == [0, 2]
+    assert people.matches(
+        {"not": {"any": [{"tag": "a"}, {"tag": "b"}, {"field": "age", "exists": True}]}}
+    ) == [3]
+    condition = ADAPTER.validate_python(
+        {
+            "any": [
+                {"tag": "a"},
+                {"tag": "b"},
+                {"field": "gender", "eq": "female"},
+                {"field": "gender", "eq": "male"},
+            ]
+        }
+    )
+    sql = str(segment_clause(condition, catalogue=CATALOGUE, tz=TOKYO, now=clock.now()))
+    assert sql.count("EXISTS") == 2  # one for the tags, one for the field
