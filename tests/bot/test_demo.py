@@ -53,6 +53,15 @@ def test_demo_runs_reloads_and_stops_on_ctrl_c(tmp_path: Path) -> None:
             f"{emulator}/_emulator/users/{user['user_id']}/messages", timeout=5
         ).json()["messages"]
         assert messages[0]["message"]["text"] == "花子さん、性別を教えてください"
+        # The demo syncs the salon's two-tab rich menu to the emulator by itself.
+        wait_until(
+            lambda: (
+                len(requests.get(f"{emulator}/_emulator/richmenus", timeout=5).json()["richmenus"])
+                == 2
+            )
+        )
+        shown = requests.get(f"{emulator}/_emulator/users/{user['user_id']}/richmenu", timeout=5)
+        assert shown.json()["source"] == "default" and shown.json()["chatBarText"] == "メニュー"
 
         (flows / "broken.yaml").write_text("flow: x\nsteps: [{ask: a}]\n", encoding="utf-8")
         wait_until(
