@@ -5,8 +5,9 @@ Idempotent by content: each menu's LINE object and image are hashed; a menu whos
 already active at LINE is kept; a changed one is created anew (its LINE name carries the hash,
 so a menu created by a sync that died before recording it is found and cleaned up), aliases
 are moved to it, friends re-linked in bulk (≤ 500 per request, through the outbox), and the
-old version deleted once nobody is left on it. Creating and deleting rich menus is limited by
-LINE to 100 requests an hour: a 429 is waited out (LINE's `Retry-After`, else backoff).
+old version deleted once nobody is left on it (and no link request is waiting). Creating and
+deleting rich menus is limited by LINE to 100 requests an hour: a 429 is retried after short
+pauses, then sync stops and says when to run it again (it continues where it stopped).
 """
 
 from __future__ import annotations
@@ -204,8 +205,9 @@ class RichMenuSync:
 
     def _create(self, menu: RichMenuDoc, digest: str, folder: Path | None) -> str:
         """Create one version at LINE (menu, image), record it active, retire the old one."""
-        body = {**menu_object(menu), "name": line_name(menu.rich_menu, digest)}
         image = menu_image(menu, folder)
+        digest = content_hash(menu, folder)  # of what is sent now (the file may have changed)
+        body = {**menu_object(menu), "name": line_name(menu.rich_menu, digest)}
         line_id = self._limited(self.line.create_rich_menu, body)
         self.line.set_rich_menu_image(line_id, image.data, image.content_type)
         now = self.runtime.clock.now()
