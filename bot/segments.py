@@ -67,6 +67,7 @@ from bot.catalogue.models import (
     RouteCondition,
     SegmentCondition,
     TagCondition,
+    leaves,
 )
 from bot.engine.conditions import as_time, field_matches
 from bot.engine.fields import to_json
@@ -143,7 +144,9 @@ def tag_ids_for(
 ) -> dict[str, int]:
     """The ids of the tags the condition names (segments it names included); a tag nobody
     has ever had has no id, and `{tag: X}` on it is simply false."""
-    names = sorted(set(_tag_names(condition, catalogue, ())))
+    names = sorted(
+        {c.tag for c in _expanded(condition, catalogue, ()) if isinstance(c, TagCondition)}
+    )
     if not names:
         return {}
     rows = session_or_connection.execute(
@@ -152,17 +155,14 @@ def tag_ids_for(
     return {name: int(tag_id) for name, tag_id in rows}
 
 
-def _tag_names(condition: Condition, catalogue: Any, seen: tuple[str, ...]) -> Iterator[str]:
-    if isinstance(condition, TagCondition):
-        yield condition.tag
-    elif isinstance(condition, SegmentCondition):
-        inner = _named(condition.segment, catalogue, seen)
-        yield from _tag_names(inner, catalogue, (*seen, condition.segment))
-    elif isinstance(condition, AllCondition | AnyCondition):
-        for sub in condition.all if isinstance(condition, AllCondition) else condition.any:
-            yield from _tag_names(sub, catalogue, seen)
-    elif isinstance(condition, NotCondition):
-        yield from _tag_names(condition.not_, catalogue, seen)
+def _expanded(condition: Condition, catalogue: Any, seen: tuple[str, ...]) -> Iterator[Condition]:
+    """The leaf conditions, named segments expanded (unknown or self-referring: SegmentError)."""
+    for leaf in leaves(condition):
+        if isinstance(leaf, SegmentCondition):
+            inner = _named(leaf.segment, catalogue, seen)
+            yield from _expanded(inner, catalogue, (*seen, leaf.segment))
+        else:
+            yield leaf
 
 
 def matching_ids_select(
@@ -247,20 +247,9 @@ def resolve(condition_or_name: Any, catalogue: Any) -> Condition:
     """A condition from a model, its YAML/JSON form (a mapping or JSON text), or the name of
     a segment the catalogue defines; SegmentError says what is wrong."""
     condition = _resolve(condition_or_name, catalogue, seen=())
-    _check_references(condition, catalogue, ())
+    for _ in _expanded(condition, catalogue, ()):  # every {segment: …} inside is known, acyclic
+        pass
     return condition
-
-
-def _check_references(condition: Condition, catalogue: Any, seen: tuple[str, ...]) -> None:
-    """Every `{segment: NAME}` inside names a known segment and none refers to itself."""
-    if isinstance(condition, SegmentCondition):
-        inner = _named(condition.segment, catalogue, seen)
-        _check_references(inner, catalogue, (*seen, condition.segment))
-    elif isinstance(condition, AllCondition | AnyCondition):
-        for sub in condition.all if isinstance(condition, AllCondition) else condition.any:
-            _check_references(sub, catalogue, seen)
-    elif isinstance(condition, NotCondition):
-        _check_references(condition.not_, catalogue, seen)
 
 
 # --------------------------------------------------------------------------- resolving

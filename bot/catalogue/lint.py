@@ -76,6 +76,7 @@ from bot.catalogue.models import (
     TextMessageDef,
     Trigger,
     UntagAction,
+    leaves,
 )
 from bot.catalogue.source import Document, Locator, PathItem, place
 from bot.engine import graph
@@ -1135,13 +1136,7 @@ def _shadows(first: KeywordRule, later: KeywordRule) -> bool:
 
 def _segment_refs(condition: Condition) -> Iterator[str]:
     """The segments a condition names, at any depth."""
-    if isinstance(condition, SegmentCondition):
-        yield condition.segment
-    elif isinstance(condition, AllCondition | AnyCondition):
-        for sub in condition.all if isinstance(condition, AllCondition) else condition.any:
-            yield from _segment_refs(sub)
-    elif isinstance(condition, NotCondition):
-        yield from _segment_refs(condition.not_)
+    return (c.segment for c in leaves(condition) if isinstance(c, SegmentCondition))
 
 
 def _timing(step: SequenceStep) -> str:

@@ -7,6 +7,7 @@ the shape of one document; cross-document checks (unknown tags, unreachable step
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Union
 
@@ -210,6 +211,18 @@ Condition = Annotated[
         custom_error_message=f"a condition needs one of the keys: {', '.join(_CONDITION_KEYS)}",
     ),
 ]
+
+
+def leaves(condition: Condition) -> Iterator[Condition]:
+    """The conditions under `all`/`any`/`not`, at any depth (`{segment: …}` not expanded)."""
+    if isinstance(condition, AllCondition | AnyCondition):
+        for sub in condition.all if isinstance(condition, AllCondition) else condition.any:
+            yield from leaves(sub)
+    elif isinstance(condition, NotCondition):
+        yield from leaves(condition.not_)
+    else:
+        yield condition
+
 
 # --------------------------------------------------------------------------- messages
 
