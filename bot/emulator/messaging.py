@@ -15,6 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -323,6 +324,27 @@ def deliver_to_many(emu: Emulator, via: Via, recipients: list[str], messages: li
     )
 
 
+def keyed_send_request(
+    emu: Emulator,
+    schema: str,
+    *,
+    with_sent_messages: bool,
+    rules: Callable[[dict[str, Any]], list[ErrorDetail]] | None = None,
+) -> tuple[str | None, dict[str, Any]]:
+    """What every send with a retry key checks first: the key, the JSON body, 409 for a key
+    already accepted, 400 for a body the spec (or `rules`) rejects. Those answers are raised
+    as `BodyError` and returned by the blueprint's handler."""
+    key = _retry_key(supported=True)
+    body = _json_body()
+    conflict = _conflict(emu, key, with_sent_messages=with_sent_messages)
+    if conflict is not None:
+        raise BodyError(conflict)
+    details = validate_request(schema, body) or (rules(body) if rules is not None else [])
+    if details:
+        raise BodyError(_invalid(details))
+    return key, body
+
+
 # --- sending ----------------------------------------------------------------------------------
 
 
@@ -355,14 +377,7 @@ def reply_message() -> ResponseReturnValue:
 @bp.post("/v2/bot/message/push")
 def push_message() -> ResponseReturnValue:
     emu = current()
-    key = _retry_key(supported=True)
-    body = _json_body()
-    conflict = _conflict(emu, key, with_sent_messages=True)
-    if conflict is not None:
-        return conflict
-    details = validate_request("PushMessageRequest", body)
-    if details:
-        return _invalid(details)
+    key, body = keyed_send_request(emu, "PushMessageRequest", with_sent_messages=True)
     to: str = body["to"]
     if not ids.CHAT_ID_RE.match(to):
         return line_error(
@@ -391,14 +406,7 @@ def push_message() -> ResponseReturnValue:
 @bp.post("/v2/bot/message/multicast")
 def multicast() -> ResponseReturnValue:
     emu = current()
-    key = _retry_key(supported=True)
-    body = _json_body()
-    conflict = _conflict(emu, key, with_sent_messages=False)
-    if conflict is not None:
-        return conflict
-    details = validate_request("MulticastRequest", body)
-    if details:
-        return _invalid(details)
+    key, body = keyed_send_request(emu, "MulticastRequest", with_sent_messages=False)
     recipients: list[str] = body["to"]
     bad = [
         ErrorDetail("must be a user ID (U + 32 hex characters)", f"to[{i}]")
@@ -431,14 +439,7 @@ def broadcast() -> ResponseReturnValue:
     """Every friend gets the messages (blocked users and users who never added the account are
     not recipients at all); billable per recipient, so the quota check counts the friends."""
     emu = current()
-    key = _retry_key(supported=True)
-    body = _json_body()
-    conflict = _conflict(emu, key, with_sent_messages=False)
-    if conflict is not None:
-        return conflict
-    details = validate_request("BroadcastRequest", body)
-    if details:
-        return _invalid(details)
+    key, body = keyed_send_request(emu, "BroadcastRequest", with_sent_messages=False)
     messages: list[dict[str, Any]] = body["messages"]
     with emu.store.lock:
         conflict = _conflict(emu, key, with_sent_messages=False)

@@ -45,6 +45,7 @@ from bot.emulator.messaging import (
     _retry_key,
     bp,
     deliver_to_many,
+    keyed_send_request,
     remaining_quota,
 )
 from bot.emulator.store import AcceptedRetryKey, NarrowcastProgress, StoreError
@@ -182,14 +183,9 @@ def _at_random(user_ids: list[str], most: int) -> list[str]:
 @bp.post("/v2/bot/message/narrowcast")
 def narrowcast() -> ResponseReturnValue:
     emu = current()
-    key = _retry_key(supported=True)
-    body = _json_body()
-    conflict = _conflict(emu, key, with_sent_messages=False)
-    if conflict is not None:
-        return conflict
-    details = validate_request("NarrowcastRequest", body) or narrowcast_rules(body)
-    if details:
-        return _invalid(details)
+    key, body = keyed_send_request(
+        emu, "NarrowcastRequest", with_sent_messages=False, rules=narrowcast_rules
+    )
     messages: list[dict[str, Any]] = body["messages"]
     limit: dict[str, Any] = body.get("limit") or {}
     with emu.store.lock:
