@@ -832,18 +832,28 @@ class BroadcastDoc(Model):
 
 # LINE's two standard sizes (the image must be exactly the menu's size).
 RICH_MENU_SIZES: dict[str, tuple[int, int]] = {"large": (2500, 1686), "compact": (2500, 843)}
+# LINE's rules for any other size (and for the image, which must be the menu's size).
+MENU_MIN_WIDTH, MENU_MAX_WIDTH, MENU_MIN_HEIGHT = 800, 2500, 250
+MENU_MIN_ASPECT_PERCENT = 145  # width / height ≥ 1.45, compared in integers (1.45 is inexact)
+
+
+def wide_enough(width: int, height: int) -> bool:
+    """LINE's aspect rule: width / height is at least 1.45."""
+    return width * 100 >= height * MENU_MIN_ASPECT_PERCENT
+
+
 ALIAS_PATTERN = r"^[a-z0-9_-]{1,32}$"  # LINE's rule for alias ids (the spec: lowercase)
 
 
 class MenuSize(Model):
     """An explicit rich menu size in pixels (LINE: width 800–2500, height ≥ 250, w/h ≥ 1.45)."""
 
-    width: int = Field(ge=800, le=2500)
-    height: int = Field(ge=250)
+    width: int = Field(ge=MENU_MIN_WIDTH, le=MENU_MAX_WIDTH)
+    height: int = Field(ge=MENU_MIN_HEIGHT)
 
     @model_validator(mode="after")
     def _ratio(self) -> MenuSize:
-        if self.width / self.height < 1.45:
+        if not wide_enough(self.width, self.height):
             raise ValueError(
                 f"{self.width}×{self.height} is too tall: LINE needs width/height ≥ 1.45"
             )

@@ -19,14 +19,23 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-LARGE = (2500, 1686)
-COMPACT = (2500, 843)
+from bot.catalogue.models import (
+    MENU_MAX_WIDTH,
+    MENU_MIN_ASPECT_PERCENT,
+    MENU_MIN_HEIGHT,
+    MENU_MIN_WIDTH,
+    RICH_MENU_SIZES,
+    wide_enough,
+)
+
+LARGE = RICH_MENU_SIZES["large"]
+COMPACT = RICH_MENU_SIZES["compact"]
 SIZE_NAMES = {LARGE: "large", COMPACT: "compact"}
 
-MIN_WIDTH = 800
-MAX_WIDTH = 2500
-MIN_HEIGHT = 250
-MIN_ASPECT_RATIO = 1.45
+MIN_WIDTH = MENU_MIN_WIDTH
+MAX_WIDTH = MENU_MAX_WIDTH
+MIN_HEIGHT = MENU_MIN_HEIGHT
+MIN_ASPECT_RATIO = MENU_MIN_ASPECT_PERCENT / 100
 # LINE writes "1 MB" and never says whether it means 10^6 or 2^20 bytes. We take the smaller,
 # 1,000,000 bytes: an image that passes here is accepted under either reading.
 MAX_IMAGE_BYTES = 1_000_000
@@ -133,8 +142,7 @@ def menu_size_problems(width: int, height: int) -> list[str]:
         problems.append(f"width {width} px is above LINE's maximum of {MAX_WIDTH} px")
     if height < MIN_HEIGHT:
         problems.append(f"height {height} px is below LINE's minimum of {MIN_HEIGHT} px")
-    # Integer comparison: 1.45 is not exact in binary floating point.
-    if width * 100 < height * round(MIN_ASPECT_RATIO * 100):
+    if not wide_enough(width, height):
         problems.append(
             f"aspect ratio {width}÷{height} = {width / height:.3f} is below LINE's minimum "
             f"of {MIN_ASPECT_RATIO} (width ÷ height): make it wider or less tall"
