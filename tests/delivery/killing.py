@@ -3,6 +3,7 @@ work is done: the crash half of the exactly-once tests."""
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -13,6 +14,27 @@ from pathlib import Path
 
 STEPLINE = str(Path(sys.executable).parent / "stepline")
 WORKER = [STEPLINE, "worker", "--tick", "0.2", "--threads", "2", "--batch", "10"]
+
+
+def worker_env(database_url: str, emulator_url: str, flows: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `stepline worker` process against the emulator, with the short
+    lease, backoff and timeout that let a crash test finish in seconds."""
+    from tests.support import SECRET, TOKEN
+
+    return dict(
+        os.environ,
+        DATABASE_URL=database_url,
+        LINE_CHANNEL_SECRET=SECRET,
+        LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
+        LINE_API_BASE_URL=emulator_url,
+        STEPLINE_FLOWS=str(flows),
+        STEPLINE_OUTBOX_LEASE_SECONDS="2",
+        STEPLINE_RETRY_BASE_SECONDS="0.2",
+        STEPLINE_RETRY_CAP_SECONDS="1",
+        STEPLINE_LINE_TIMEOUT="2",
+        STEPLINE_LOG_LEVEL="INFO",  # its "started" line tells the test it is up
+        **extra,
+    )
 
 
 def wait_until_started(log: Path, timeout: float = 60.0) -> None:

@@ -4,7 +4,6 @@ cursor resumes where the dead worker stopped, and claimed rows are re-sent with 
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,7 +21,7 @@ from bot.http_server import ServerThread
 from bot.runtime import Runtime
 from storage.db import Database
 from storage.models import Friend, OutboxMessage
-from tests.delivery.killing import kill_workers_until_done
+from tests.delivery.killing import kill_workers_until_done, worker_env
 from tests.support import SECRET, TOKEN
 
 FRIENDS = 150
@@ -95,20 +94,8 @@ def test_broadcast_reaches_everyone_once_through_sigkill_and_faults(
             },
             timeout=10,
         ).raise_for_status()
-        env = dict(
-            os.environ,
-            DATABASE_URL=db.url,
-            LINE_CHANNEL_SECRET=SECRET,
-            LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
-            LINE_API_BASE_URL=emulator.url,
-            STEPLINE_FLOWS=str(flows),
-            STEPLINE_OUTBOX_LEASE_SECONDS="2",
-            STEPLINE_BROADCAST_BATCH="20",  # eight batches: kills land between them too
-            STEPLINE_RETRY_BASE_SECONDS="0.2",
-            STEPLINE_RETRY_CAP_SECONDS="1",
-            STEPLINE_LINE_TIMEOUT="2",
-            STEPLINE_LOG_LEVEL="INFO",
-        )
+        # Eight batches of 20: kills land between them too.
+        env = worker_env(db.url, emulator.url, flows, STEPLINE_BROADCAST_BATCH="20")
         kills = kill_workers_until_done(
             lambda: unfinished(db, broadcast.id, runtime),
             env,

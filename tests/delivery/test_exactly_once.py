@@ -4,7 +4,6 @@ random: steps are planned into the outbox and sent by the same killed-and-restar
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from bot.emulator.config import EmulatorConfig
 from bot.http_server import ServerThread
 from storage.db import Database
 from storage.models import Friend, OutboxMessage, SequenceEnrollment
-from tests.delivery.killing import kill_workers_until_done
+from tests.delivery.killing import kill_workers_until_done, worker_env
 from tests.support import SECRET, TOKEN
 
 FRIENDS = 40
@@ -117,19 +116,7 @@ def test_every_planned_send_accepted_exactly_once_through_faults_and_sigkill(
             },
             timeout=10,
         ).raise_for_status()
-        env = dict(
-            os.environ,
-            DATABASE_URL=db.url,
-            LINE_CHANNEL_SECRET=SECRET,
-            LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
-            LINE_API_BASE_URL=emulator.url,
-            STEPLINE_FLOWS=str(flows),
-            STEPLINE_OUTBOX_LEASE_SECONDS="2",
-            STEPLINE_RETRY_BASE_SECONDS="0.2",
-            STEPLINE_RETRY_CAP_SECONDS="1",
-            STEPLINE_LINE_TIMEOUT="2",
-            STEPLINE_LOG_LEVEL="INFO",  # its "started" line tells the test it is up
-        )
+        env = worker_env(db.url, emulator.url, flows)
         kills = kill_workers_until_done(
             lambda: unfinished(db) > 0, env, tmp_path, at_once=workers_at_once, seed=11
         )
