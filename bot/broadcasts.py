@@ -28,9 +28,7 @@ from sqlalchemy import Table, func, insert, literal, or_, select, update
 
 from bot.catalogue.models import BroadcastDoc, MessageDef
 from bot.delivery.outbox import queue_for_friend, queue_multicast
-from bot.engine.friend_record import FriendRecord
 from bot.engine.templates import contains_template
-from bot.engine.turn import Turn
 from bot.messages import MAX_MESSAGES_PER_REQUEST, build
 from bot.runtime import Runtime
 from bot.segments import SegmentError, matching_ids_select, resolve, tag_ids_for
@@ -450,14 +448,7 @@ class Runner:
             tag_ids = runtime.tag_ids.fork()
             for recipient in recipients:
                 friend = session.get(Friend, recipient.friend_id)
-                turn = Turn(
-                    record=FriendRecord(
-                        session, friend, runtime.catalogue, now, runtime.settings.tz, tag_ids
-                    ),
-                    catalogue=runtime.catalogue,
-                    templates=runtime.templates,
-                    cause=cause,
-                )
+                turn = runtime.new_turn(session, friend, runtime.catalogue, now, tag_ids, cause)
                 for message in definitions:
                     turn.send(message)
                 rows += queue_for_friend(

@@ -30,9 +30,7 @@ from sqlalchemy.orm import Session
 
 from bot.catalogue.models import SequenceDoc
 from bot.delivery.outbox import queue_for_friend, queue_multicast
-from bot.engine.friend_record import FriendRecord
 from bot.engine.sequences import is_bulk_step, plan_from, say_step
-from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from storage.id_lists import id_in
 from storage.models import Friend, OutboxMessage, SequenceEnrollment
@@ -217,13 +215,8 @@ def _render(
     friend = session.get(Friend, friend_id)
     assert friend is not None
     catalogue = runtime.catalogue
-    turn = Turn(
-        record=FriendRecord(
-            session, friend, catalogue, now, runtime.settings.tz, runtime.tag_ids.fork()
-        ),
-        catalogue=catalogue,
-        templates=runtime.templates,
-        cause=f"sequence:{sequence.sequence}",
+    turn = runtime.new_turn(
+        session, friend, catalogue, now, runtime.tag_ids.fork(), f"sequence:{sequence.sequence}"
     )
     say_step(turn, sequence.steps[index])
     return turn.outgoing

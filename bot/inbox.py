@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from bot.delivery.line_client import LineError
 from bot.delivery.outbox import claim, queue_for_friend
-from bot.engine.friend_record import FriendRecord
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from storage.models import Friend, OutboxMessage, WebhookEvent
@@ -143,13 +142,13 @@ def _apply(
                 session, uid, now, create=kind in ("follow", "message", "postback")
             )
             if friend is not None:
-                turn = Turn(
-                    record=FriendRecord(
-                        session, friend, catalogue, now, runtime.settings.tz, tag_ids
-                    ),
-                    catalogue=catalogue,
-                    templates=runtime.templates,
-                    cause=f"webhook:{webhook_event_id}",
+                turn = runtime.new_turn(
+                    session,
+                    friend,
+                    catalogue,
+                    now,
+                    tag_ids,
+                    f"webhook:{webhook_event_id}",
                     reply_token=_reply_token(event),
                 )
                 status = _dispatch(runtime, turn, event, kind, profile_name)

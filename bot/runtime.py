@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy.orm import Session
 
 from bot.catalogue import Catalogue, CatalogueError, Problem
 from bot.catalogue.loader import load_catalogue
@@ -15,12 +17,14 @@ from bot.config import Settings
 from bot.delivery.line_client import LineClient
 from bot.delivery.sender import RetryPolicy, Sender
 from bot.engine.dispatch import Dispatcher
-from bot.engine.friend_record import TagIds
+from bot.engine.friend_record import FriendRecord, TagIds
 from bot.engine.sequences import Sequences
 from bot.engine.templates import Templates
+from bot.engine.turn import Turn
 from bot.links import LinkTokens
 from bot.metrics import ProcessMetrics
 from storage.db import Database
+from storage.models import Friend
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +132,26 @@ class Runtime:
     @property
     def catalogue(self) -> Catalogue:
         return self.catalogues.current
+
+    def new_turn(
+        self,
+        session: Session,
+        friend: Friend,
+        catalogue: Catalogue,
+        now: datetime,
+        tag_ids: TagIds,
+        cause: str,
+        reply_token: str | None = None,
+    ) -> Turn:
+        """A turn for one friend in the caller's transaction, on the catalogue it holds (a
+        reload meanwhile must not change the rules halfway through a batch)."""
+        return Turn(
+            record=FriendRecord(session, friend, catalogue, now, self.settings.tz, tag_ids),
+            catalogue=catalogue,
+            templates=self.templates,
+            cause=cause,
+            reply_token=reply_token,
+        )
 
     def close(self) -> None:
         self.line.close()

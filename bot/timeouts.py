@@ -11,7 +11,6 @@ from sqlalchemy import select
 
 from bot.bulk_steps import run_bulk_steps
 from bot.delivery.outbox import MAX_MULTICAST_RECIPIENTS, queue_grouped
-from bot.engine.friend_record import FriendRecord
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from bot.turns import FriendNotFound, run_turn
@@ -145,12 +144,7 @@ def _run_chunk(
             statement = statement.with_for_update()  # in id order: no deadlock with others
         planned: list[tuple[Friend, list[dict[str, Any]]]] = []
         for friend in session.scalars(statement):
-            turn = Turn(
-                record=FriendRecord(session, friend, catalogue, now, runtime.settings.tz, tag_ids),
-                catalogue=catalogue,
-                templates=runtime.templates,
-                cause=f"sequence:{name}",
-            )
+            turn = runtime.new_turn(session, friend, catalogue, now, tag_ids, f"sequence:{name}")
             # One step per friend and pass (see run_due_sequence_steps: order).
             if sequences.run_due_step(turn, name):
                 ran += 1

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from bot.delivery.outbox import claim, queue_for_friend
-from bot.engine.friend_record import FriendRecord
 from bot.engine.turn import Turn
 from bot.inbox import lock_friend
 from bot.runtime import Runtime
@@ -29,12 +28,7 @@ def run_turn(runtime: Runtime, line_user_id: str, cause: str, act: Callable[[Tur
         friend = lock_friend(session, line_user_id, now, create=False)
         if friend is None:
             raise FriendNotFound(line_user_id)
-        turn = Turn(
-            record=FriendRecord(session, friend, catalogue, now, runtime.settings.tz, tag_ids),
-            catalogue=catalogue,
-            templates=runtime.templates,
-            cause=cause,
-        )
+        turn = runtime.new_turn(session, friend, catalogue, now, tag_ids, cause)
         result = act(turn)
         rows = queue_for_friend(
             session,
