@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from flask import Blueprint, current_app, redirect, request
 from werkzeug.wrappers import Response
 
+from bot.audiences import USER_ID  # a LINE user id
 from bot.config import Settings
 from bot.engine.actions import run_actions
 from storage.models import LinkClick
@@ -47,7 +48,6 @@ MAC_BYTES = 16  # 128 bits: far beyond online guessing, and keeps the token shor
 SOURCE_BYTES = 40
 MAX_TOKEN_CHARS = 600  # a link id of 100 CJK characters still fits
 
-_LINE_USER_ID = re.compile(r"U[0-9a-f]{32}")
 _TOKEN_CHARS = re.compile(r"[A-Za-z0-9_-]+")
 _PACKED_ID, _TEXT_ID = 0, 1
 
@@ -118,7 +118,7 @@ class LinkTokens:
     def token(self, line_user_id: str, link: str, source: str) -> str:
         if "|" in link:
             raise ValueError(f"link id {link!r} contains '|'")
-        if _LINE_USER_ID.fullmatch(line_user_id):
+        if USER_ID.fullmatch(line_user_id):
             friend = bytes([_PACKED_ID]) + bytes.fromhex(line_user_id[1:])
         else:
             raw = line_user_id.encode("utf-8")
