@@ -11,7 +11,7 @@ from bot.api import reach
 from bot.api.errors import ApiError
 from bot.api.events import post_event
 from bot.api.friends import friend_json, get_friend, list_friends, patch_friend
-from bot.broadcasts import list_broadcasts
+from bot.broadcasts import BroadcastError, list_broadcasts
 from bot.runtime import Runtime
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -39,6 +39,13 @@ def api_error(exc: ApiError) -> tuple[Response, int]:
     if exc.details:
         body["details"] = exc.details
     return jsonify(body), exc.status
+
+
+@blueprint.errorhandler(BroadcastError)
+def broadcast_error(exc: BroadcastError) -> tuple[Response, int]:
+    """A broadcast the domain refuses (bad segment or messages, unknown id) answers as any
+    API error does, with its status and problems."""
+    return api_error(ApiError(exc.status, exc.message, exc.details))
 
 
 def json_body() -> dict[str, Any]:

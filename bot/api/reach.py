@@ -43,40 +43,27 @@ def reach(runtime: Runtime, body: dict[str, Any], *, sample: int) -> dict[str, A
     return {"count": count, "sample": rows, "cost": estimate, "warnings": warnings}
 
 
-def _broadcast_error(exc: broadcasts.BroadcastError) -> ApiError:
-    return ApiError(exc.status, exc.message, exc.details)
-
-
 def create_broadcast(runtime: Runtime, body: dict[str, Any]) -> dict[str, Any]:
     unknown = set(body) - {"segment", "messages", "send_at", "dry_run", "name"}
     if unknown:
         raise ApiError(422, f"unknown key(s): {', '.join(sorted(unknown))}")
-    try:
-        row = broadcasts.create_broadcast(
-            runtime,
-            segment=body.get("segment"),
-            messages=body.get("messages"),
-            send_at=body.get("send_at"),
-            dry_run=body.get("dry_run", False),
-            name=body.get("name"),
-        )
-    except broadcasts.BroadcastError as exc:
-        raise _broadcast_error(exc) from exc
+    row = broadcasts.create_broadcast(
+        runtime,
+        segment=body.get("segment"),
+        messages=body.get("messages"),
+        send_at=body.get("send_at"),
+        dry_run=body.get("dry_run", False),
+        name=body.get("name"),
+    )
     return {"id": row.id, "status": row.status, "send_at": row.send_at.isoformat()}
 
 
 def broadcast_status(runtime: Runtime, broadcast_id: int) -> dict[str, Any]:
-    try:
-        return broadcasts.broadcast_status(runtime, broadcast_id)
-    except broadcasts.BroadcastError as exc:
-        raise _broadcast_error(exc) from exc
+    return broadcasts.broadcast_status(runtime, broadcast_id)
 
 
 def cancel_broadcast(runtime: Runtime, broadcast_id: int) -> dict[str, Any]:
-    try:
-        return broadcasts.cancel_broadcast(runtime, broadcast_id)
-    except broadcasts.BroadcastError as exc:
-        raise _broadcast_error(exc) from exc
+    return broadcasts.cancel_broadcast(runtime, broadcast_id)
 
 
 def upload_audience(runtime: Runtime, name: str | None, text: str, source: str) -> dict[str, Any]:
