@@ -4,7 +4,7 @@ failed, Retry-After, replies that fail become pushes, leases, blocked friends, S
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
@@ -178,6 +178,9 @@ def test_worker_command_once_drains(stack: Stack, monkeypatch: pytest.MonkeyPatc
     from bot.cli import main
     from tests.support import SECRET, TOKEN
 
+    # The command runs on the real clock: rows queued on the frozen one (a fixed day) would
+    # be older than the retry key's 24 hours once that day is past, and given up.
+    stack.clock.set(datetime.now(UTC))
     user = follower(stack)
     queue_push(stack, user, "CLI")
     monkeypatch.setenv("DATABASE_URL", stack.db.url)
