@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import secrets
+import threading
 import uuid
 from datetime import datetime
 
@@ -34,13 +36,47 @@ def ulid(at: datetime) -> str:
     return "".join(reversed(chars))
 
 
+# Message ids count up from a random 18-digit start: unique within a run by construction and
+# cheap. A one-to-many send takes a block of consecutive ids at once (one per message per
+# recipient), so the counter is a plain int behind a lock rather than an `itertools.count`.
+_message_id_lock = threading.Lock()
+_next_message_id = secrets.randbelow(8 * 10**17) + 10**17
+
+
 def message_id() -> str:
     """A numeric message id (LINE's are 18-digit decimal strings)."""
-    return str(secrets.randbelow(9 * 10**17) + 10**17)
+    return str(message_id_block(1))
+
+
+def message_id_block(n: int) -> int:
+    """The first of `n` new consecutive message ids, as an int (`str()` it to get the id)."""
+    global _next_message_id
+    with _message_id_lock:
+        first = _next_message_id
+        _next_message_id += n
+    return first
+
+
+# Quote tokens: a random prefix per process and a counter, so they are opaque, never repeat and
+# cost a format call instead of reading the OS's randomness (one per recipient of a multicast).
+_QUOTE_PREFIX = secrets.token_urlsafe(45)
+_quote_numbers = itertools.count(secrets.randbelow(2**60))
 
 
 def quote_token() -> str:
-    return secrets.token_urlsafe(48)
+    return f"{_QUOTE_PREFIX}{next(_quote_numbers):016x}"
+
+
+# Quote tokens of a one-to-many send's messages are derived from their message ids (so the
+# store keeps none and hands out the same token on every read): another prefix, so they never
+# meet `quote_token()`'s, and the id scrambled by a random key, so they don't show it.
+_DERIVED_QUOTE_PREFIX = secrets.token_urlsafe(45)
+_DERIVED_QUOTE_KEY = secrets.randbits(64)
+
+
+def quote_token_for(message_id: int) -> str:
+    """The quote token of the bot message with this id (always the same for the same id)."""
+    return f"{_DERIVED_QUOTE_PREFIX}{message_id ^ _DERIVED_QUOTE_KEY:016x}"
 
 
 def reply_token() -> str:

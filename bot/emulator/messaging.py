@@ -317,10 +317,10 @@ def deliver_to_many(emu: Emulator, via: Via, recipients: list[str], messages: li
         recipients,
         via,
         messages,
-        lambda: _sent_messages(messages),
         lambda user: drop_reason(user, via),
         g.line_request_id,
         emu.config.clock.now(),
+        quotable=[message.get("type") in QUOTABLE for message in messages],
     )
 
 
