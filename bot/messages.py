@@ -26,6 +26,7 @@ from bot.catalogue.models import (
 
 Render = Callable[[str], str]
 MAX_MESSAGES_PER_REQUEST = 5
+MAX_MULTICAST_RECIPIENTS = 500  # the spec's MulticastRequest.to maxItems
 MAX_QUICK_REPLIES = 13
 MAX_LABEL = 20
 MAX_POSTBACK_DATA = 300

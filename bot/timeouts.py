@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.bulk_steps import run_bulk_steps
-from bot.delivery.outbox import MAX_MULTICAST_RECIPIENTS, queue_grouped
+from bot.delivery.outbox import queue_grouped
 from bot.engine.turn import Turn
+from bot.messages import MAX_MULTICAST_RECIPIENTS
 from bot.runtime import Runtime
 from bot.turns import FriendNotFound, run_turn
 from storage.models import Conversation, Friend, OutboxMessage, SequenceEnrollment

