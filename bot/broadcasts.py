@@ -2,10 +2,11 @@
 
 A broadcast is a row (`broadcasts`) that goes scheduled → sending → done (or cancelled).
 When sending starts its audience is frozen with one INSERT … SELECT into
-`broadcast_recipients` (never the ids in memory); then batches of `STEPLINE_BROADCAST_BATCH`
-(5,000) recipients are written to the outbox — multicasts of ≤ 500 when the messages are the
-same for everyone, pushes rendered per friend when they hold a template — each batch in its
-own transaction that also moves the broadcast's `cursor`; its rows are claimed and sent right
+`broadcast_batches`, `STEPLINE_BROADCAST_BATCH` (5,000) friend ids per row, grouped in the
+database (never the whole audience in memory); then the batches are written to the outbox
+one by one — multicasts of ≤ 500 when the messages are the same for everyone, pushes rendered
+per friend when they hold a template — each in its own transaction that also moves the
+broadcast's `cursor`; its rows are claimed and sent right
 after the commit. Cancelling stops every row not yet claimed by a sender (those in flight
 finish). A worker holds the broadcast under an owner + lease, so a crashed one is taken over
 where it stopped; outbox rows carry retry keys, so nothing is sent twice. A dry run does all
@@ -32,7 +33,8 @@ from bot.engine.templates import contains_template
 from bot.messages import MAX_MESSAGES_PER_REQUEST, build
 from bot.runtime import Runtime
 from bot.segments import SegmentError, matching_ids_select, resolve, tag_ids_for
-from storage.models import Broadcast, BroadcastRecipient, Friend, OutboxMessage
+from storage.id_lists import id_in
+from storage.models import Broadcast, BroadcastBatch, Friend, OutboxMessage
 from storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -250,7 +252,6 @@ class Runner:
         # that stopped answering keeps its broadcast before another one continues it.
         self.lease = timedelta(seconds=runtime.settings.outbox_lease_seconds)
         self.batch = runtime.settings.broadcast_batch  # ten multicasts by default
-        self._queued: dict[int, int] = {}  # recipients written so far, per broadcast
 
     def run_due(self, progress: Callable[[int, Progress], None] | None = None) -> int:
         """Run every due broadcast to the end of its queueing; returns how many were run."""
@@ -360,20 +361,32 @@ class Runner:
             tz=runtime.settings.tz,
             now=now,
             tag_ids=tag_ids_for(session, condition, runtime.catalogue),
-        )
-        subquery = ids.subquery()
+        ).subquery()
+        # One INSERT … SELECT numbers the audience and groups it into batches inside the
+        # database: the ids never pass through this process.
+        numbered = select(
+            ids.c[0].label("friend_id"),
+            ((func.row_number().over(order_by=ids.c[0]) - 1) // self.batch).label("position"),
+        ).subquery()
+        aggregate = func.json_group_array if runtime.db.is_sqlite else func.json_agg
         session.execute(
-            insert(BroadcastRecipient).from_select(
-                ["broadcast_id", "friend_id"],
-                select(literal(row.id), subquery.c[0]),
+            insert(BroadcastBatch).from_select(
+                ["broadcast_id", "position", "friend_ids", "size"],
+                select(
+                    literal(row.id),
+                    numbered.c.position,
+                    aggregate(numbered.c.friend_id),
+                    func.count(),
+                ).group_by(numbered.c.position),
             )
         )
         planned = session.scalar(
-            select(func.count())
-            .select_from(BroadcastRecipient)
-            .where(BroadcastRecipient.broadcast_id == row.id)
+            select(func.coalesce(func.sum(BroadcastBatch.size), 0)).where(
+                BroadcastBatch.broadcast_id == row.id
+            )
         )
         row.planned, row.status, row.started_at = int(planned or 0), "sending", now
+        row.cursor = 0
         log.info("broadcast %d: audience frozen at %d friend(s)", row.id, row.planned)
 
     # -- batches
@@ -386,46 +399,36 @@ class Runner:
             row = session.get(Broadcast, broadcast_id, with_for_update=True)
             if row is None or row.status != "sending" or row.owner != self.owner:
                 return None  # cancelled, or taken over after our lease ran out
-            recipients = session.execute(
-                select(BroadcastRecipient.friend_id, Friend.line_user_id, Friend.status)
-                .join(Friend, Friend.id == BroadcastRecipient.friend_id)
-                .where(
-                    BroadcastRecipient.broadcast_id == broadcast_id,
-                    BroadcastRecipient.friend_id > row.cursor,
-                )
-                .order_by(BroadcastRecipient.friend_id)
-                .limit(self.batch)
-            ).all()
+            batch = session.get(BroadcastBatch, (broadcast_id, row.cursor))
             row.lease_until = now + self.lease
-            if not recipients:
+            if batch is None:
                 row.queued_all = True
                 if row.dry_run:
                     row.status, row.finished_at = "done", now
                 return None
-            following = [r for r in recipients if r.status == "following"]
-            rows = self._queue(session, row, following, now) if following else []
-            row.cursor = recipients[-1].friend_id
-            done = self._queued.get(broadcast_id)
-            if done is None:  # first batch here (or taken over): count what came before
-                done = int(
-                    session.scalar(
-                        select(func.count())
-                        .select_from(BroadcastRecipient)
-                        .where(
-                            BroadcastRecipient.broadcast_id == broadcast_id,
-                            BroadcastRecipient.friend_id < recipients[0].friend_id,
-                        )
-                    )
-                    or 0
+            # Who still follows now (a friend who blocked since the freeze gets nothing, and
+            # one deleted since is simply not found).
+            following = session.execute(
+                select(Friend.id.label("friend_id"), Friend.line_user_id)
+                .where(
+                    id_in(Friend.id, batch.friend_ids, sqlite=runtime.db.is_sqlite),
+                    Friend.status == "following",
                 )
-            done += len(recipients)
-            self._queued[broadcast_id] = done
-            step = Progress(planned=row.planned or 0, queued=done)
-            dry_run, ids = row.dry_run, [r.id for r in rows]
-        sends: list[Future[Any]] = []
-        if ids and not dry_run:
-            # Claimed only now: a row cancelled before this moment is never sent.
-            sends = self.send(runtime.sender.claim_ids(ids))
+                .order_by(Friend.id)
+            ).all()
+            rows = self._queue(session, row, list(following), now) if following else []
+            row.cursor += 1
+            done = session.scalar(
+                select(func.coalesce(func.sum(BroadcastBatch.size), 0)).where(
+                    BroadcastBatch.broadcast_id == broadcast_id,
+                    BroadcastBatch.position < row.cursor,
+                )
+            )
+            step = Progress(planned=row.planned or 0, queued=int(done or 0))
+            dry_run = row.dry_run
+        # The rows were written claimed by this worker's sender (unless a dry run): they go
+        # now, and a cancel from here on stops only the batches not yet written.
+        sends = self.send(rows) if rows and not dry_run else []
         return step, sends
 
     def _queue(
@@ -433,6 +436,9 @@ class Runner:
     ) -> list[OutboxMessage]:
         runtime = self.runtime
         cause = f"broadcast:{row.id}"
+        # Written already claimed by this worker's sender, which sends them right after the
+        # commit (no second transaction to claim them); a dry run's rows are never claimed.
+        owner = None if row.dry_run else runtime.sender.owner
         definitions = _MESSAGES.validate_python(row.messages)
         if not contains_template(json.dumps(row.messages, ensure_ascii=False)):
             messages = [build(m) for m in definitions]
@@ -442,12 +448,19 @@ class Runner:
                 messages,
                 cause=cause,
                 now=now,
+                claim_for=owner,
             )
         else:  # personal: rendered for each friend, one push each
             rows = []
             tag_ids = runtime.tag_ids.fork()
-            for recipient in recipients:
-                friend = session.get(Friend, recipient.friend_id)
+            friends = session.scalars(
+                select(Friend)
+                .where(
+                    id_in(Friend.id, [r.friend_id for r in recipients], sqlite=runtime.db.is_sqlite)
+                )
+                .order_by(Friend.id)
+            ).all()
+            for friend in friends:
                 turn = runtime.new_turn(session, friend, runtime.catalogue, now, tag_ids, cause)
                 for message in definitions:
                     turn.send(message)
@@ -458,6 +471,7 @@ class Runner:
                     reply_token=None,
                     cause=cause,
                     now=now,
+                    claim_for=owner,
                 )
         for outbox_row in rows:
             outbox_row.broadcast_id = row.id

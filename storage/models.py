@@ -330,8 +330,9 @@ class AudienceMember(Base):
 class Broadcast(Base):
     """A segment broadcast (セグメント配信): planned, then sending in batches, then done.
 
-    The audience is frozen into `broadcast_recipients` when sending starts; `cursor` is the
-    last friend id written to the outbox, so a crashed worker resumes where it stopped."""
+    The audience is frozen into `broadcast_batches` when sending starts; `cursor` is the
+    position of the next batch to write to the outbox, so a crashed worker resumes where it
+    stopped."""
 
     __tablename__ = "broadcasts"
 
@@ -356,10 +357,19 @@ class Broadcast(Base):
     __table_args__ = (Index("ix_broadcasts_status_send_at", "status", "send_at"),)
 
 
-class BroadcastRecipient(Base):
-    __tablename__ = "broadcast_recipients"
+class BroadcastBatch(Base):
+    """One batch of a broadcast's frozen audience: up to `STEPLINE_BROADCAST_BATCH` friend ids
+    (a JSON list), written to the outbox in one transaction when its turn comes.
+
+    The audience is frozen as batches, not a row per friend: freezing 200,000 friends then
+    writes 40 rows instead of 200,000 (and their index entries and foreign-key checks), which
+    took longer than LINE needs to accept the whole broadcast."""
+
+    __tablename__ = "broadcast_batches"
 
     broadcast_id: Mapped[int] = mapped_column(
         ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True
     )
-    friend_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)  # 0, 1, 2, …
+    friend_ids: Mapped[Any] = mapped_column(JSON)
+    size: Mapped[int] = mapped_column(Integer)

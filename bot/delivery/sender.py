@@ -128,18 +128,6 @@ class Sender:
             ids = list(session.scalars(due))
             return self._take(session, ids, now)
 
-    def claim_ids(self, ids: list[int]) -> list[OutboxMessage]:
-        """Claim these rows if they are still pending (a broadcast's batch, sent at once;
-        a row cancelled meanwhile is left alone)."""
-        now = self.clock.now()
-        with self.db.write() as session:
-            pending = select(OutboxMessage.id).where(
-                OutboxMessage.id.in_(ids), OutboxMessage.status == "pending"
-            )
-            if not self.db.is_sqlite:
-                pending = pending.with_for_update(skip_locked=True)
-            return self._take(session, list(session.scalars(pending)), now)
-
     def _take(self, session: Session, ids: list[int], now: datetime) -> list[OutboxMessage]:
         """Mark the rows as this sender's (owner + lease) and return them, blocked skipped."""
         if not ids:
