@@ -444,7 +444,7 @@ class Runner:
             messages = [build(m) for m in definitions]
             rows = queue_multicast(
                 session,
-                [r.line_user_id for r in recipients],
+                [line_user_id for _, line_user_id in recipients],
                 messages,
                 cause=cause,
                 now=now,

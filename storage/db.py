@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+POSTGRES_POOL_SIZE = 16
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -30,6 +31,12 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
+    # The worker runs a sender pool (8 threads by default) beside the broadcast and step jobs:
+    # with SQLAlchemy's default of 5 pooled connections the rest were opened and closed again
+    # for every transaction (250 new PostgreSQL connections in one 200,000-friend broadcast).
+    # Connections are still opened only when needed; this is how many are kept.
+    kwargs.setdefault("pool_size", POSTGRES_POOL_SIZE)
+    kwargs.setdefault("max_overflow", 10)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

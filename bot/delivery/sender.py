@@ -19,9 +19,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.clock import Clock
@@ -249,13 +249,14 @@ class Sender:
         error: str | None = None,
         accepted: str | None = None,
     ) -> Outcome:
-        values: dict[str, object] = {"status": status, "lease_until": None, "error": error}
+        owned = {"row_id": row.id, "row_owner": self.owner}
         if status == "sent":
-            values.update(sent_at=self.clock.now(), accepted_request_id=accepted)
+            statement = _RECORD_SENT
+            values = {**owned, "at": self.clock.now(), "accepted": accepted}
+        else:
+            statement, values = _RECORD_END, {**owned, "new_status": status, "new_error": error}
         with self.db.write_core() as connection:
-            result = connection.execute(
-                update(OutboxMessage).where(self._owned(row)).values(**values)
-            )
+            result = connection.execute(statement, values)
         if not getattr(result, "rowcount", 0):
             log.warning("outbox %s: lost ownership before recording %s", row.id, status)
             return Outcome(row.id, "lost", "another sender owns the row now")
@@ -264,9 +265,13 @@ class Sender:
     def _reschedule(self, row: OutboxMessage, due_at: datetime, error: str) -> Outcome:
         with self.db.write_core() as connection:
             result = connection.execute(
-                update(OutboxMessage)
-                .where(self._owned(row))
-                .values(status="pending", lease_until=None, due_at=due_at, error=error[:2000])
+                _RECORD_RETRY,
+                {
+                    "row_id": row.id,
+                    "row_owner": self.owner,
+                    "due": due_at,
+                    "new_error": error[:2000],
+                },
             )
         if not getattr(result, "rowcount", 0):
             return Outcome(row.id, "lost", "another sender owns the row now")
@@ -297,6 +302,36 @@ class Sender:
             session.add(push)
         log.warning("outbox %s: reply failed (%s); sending it as push %s", row.id, error, push.id)
         return Outcome(row.id, "replaced", error)
+
+
+# The outcome statements, built once: the sender records one per attempt, and building (and
+# looking up the cache key of) an UPDATE each time cost as much CPU as running it. Each
+# changes the row only while this sender still owns it.
+_Outbox = cast(Table, OutboxMessage.__table__)
+_OWNED = (_Outbox.c.id == bindparam("row_id")) & (_Outbox.c.owner == bindparam("row_owner"))
+_RECORD_SENT = (
+    update(_Outbox)
+    .where(_OWNED)
+    .values(
+        status="sent",
+        lease_until=None,
+        error=None,
+        sent_at=bindparam("at"),
+        accepted_request_id=bindparam("accepted"),
+    )
+)
+_RECORD_END = (
+    update(_Outbox)
+    .where(_OWNED)
+    .values(status=bindparam("new_status"), lease_until=None, error=bindparam("new_error"))
+)
+_RECORD_RETRY = (
+    update(_Outbox)
+    .where(_OWNED)
+    .values(
+        status="pending", lease_until=None, due_at=bindparam("due"), error=bindparam("new_error")
+    )
+)
 
 
 def _no_link_in_flight(now: datetime) -> Any:
