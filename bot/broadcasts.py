@@ -408,14 +408,19 @@ class Runner:
                 return None
             # Who still follows now (a friend who blocked since the freeze gets nothing, and
             # one deleted since is simply not found).
-            following = session.execute(
-                select(Friend.id.label("friend_id"), Friend.line_user_id)
-                .where(
-                    id_in(Friend.id, batch.friend_ids, sqlite=runtime.db.is_sqlite),
-                    Friend.status == "following",
+            # On the Core connection: 5,000 plain rows, without the ORM's per-row loading.
+            following = (
+                session.connection()
+                .execute(
+                    select(Friend.id.label("friend_id"), Friend.line_user_id)
+                    .where(
+                        id_in(Friend.id, batch.friend_ids, sqlite=runtime.db.is_sqlite),
+                        Friend.status == "following",
+                    )
+                    .order_by(Friend.id)
                 )
-                .order_by(Friend.id)
-            ).all()
+                .all()
+            )
             rows = self._queue(session, row, list(following), now) if following else []
             row.cursor += 1
             done = session.scalar(
@@ -449,6 +454,7 @@ class Runner:
                 cause=cause,
                 now=now,
                 claim_for=owner,
+                broadcast_id=row.id,
             )
         else:  # personal: rendered for each friend, one push each
             rows = []
@@ -472,12 +478,12 @@ class Runner:
                     cause=cause,
                     now=now,
                     claim_for=owner,
+                    broadcast_id=row.id,
                 )
-        for outbox_row in rows:
-            outbox_row.broadcast_id = row.id
-            if row.dry_run:
+        if row.dry_run:
+            for outbox_row in rows:
                 outbox_row.status = "dry_run"
-        session.flush()
+            session.flush()
         return rows
 
     def _finish_sent(self) -> None:

@@ -32,6 +32,7 @@ def queue_for_friend(
     now: datetime,
     claim_for: str | None = None,
     lease: timedelta = LEASE,
+    broadcast_id: int | None = None,
 ) -> list[OutboxMessage]:
     """Queue a turn's messages: the first five as a free reply when there is a reply token,
     the rest as pushes (each with its retry key fixed now, before any attempt).
@@ -46,7 +47,17 @@ def queue_for_friend(
     if reply_token:
         rows.append(_row("reply", friend, batches.pop(0), cause, now, reply_token=reply_token))
     for batch in batches:
-        rows.append(_row("push", friend, batch, cause, now, retry_key=str(uuid.uuid4())))
+        rows.append(
+            _row(
+                "push",
+                friend,
+                batch,
+                cause,
+                now,
+                retry_key=str(uuid.uuid4()),
+                broadcast_id=broadcast_id,
+            )
+        )
     if claim_for is not None:
         claim(rows, claim_for, now, lease)
     session.add_all(rows)
@@ -70,6 +81,7 @@ def _row(
     *,
     reply_token: str | None = None,
     retry_key: str | None = None,
+    broadcast_id: int | None = None,
 ) -> OutboxMessage:
     return new_row(
         kind,
@@ -80,6 +92,7 @@ def _row(
         friend_id=friend.id,
         reply_token=reply_token,
         retry_key=retry_key,
+        broadcast_id=broadcast_id,
     )
 
 
@@ -93,11 +106,13 @@ def new_row(
     friend_id: int | None = None,
     reply_token: str | None = None,
     retry_key: str | None = None,
+    broadcast_id: int | None = None,
 ) -> OutboxMessage:
-    """A pending outbox row, due now."""
+    """A pending outbox row, due now (`broadcast_id`: a row of that broadcast)."""
     return OutboxMessage(
         kind=kind,
         friend_id=friend_id,
+        broadcast_id=broadcast_id,
         recipients=recipients,
         reply_token=reply_token,
         messages=messages,
@@ -173,6 +188,7 @@ def queue_multicast(
     now: datetime,
     claim_for: str | None = None,
     lease: timedelta = LEASE,
+    broadcast_id: int | None = None,
 ) -> list[OutboxMessage]:
     """Queue the same messages for many friends: multicast rows of at most 500 recipients
     (and five messages), each with its own retry key."""
@@ -180,7 +196,17 @@ def queue_multicast(
     for start in range(0, len(user_ids), MAX_MULTICAST_RECIPIENTS):
         group = user_ids[start : start + MAX_MULTICAST_RECIPIENTS]
         for batch in chunks(messages):
-            rows.append(new_row("multicast", group, batch, cause, now, retry_key=str(uuid.uuid4())))
+            rows.append(
+                new_row(
+                    "multicast",
+                    group,
+                    batch,
+                    cause,
+                    now,
+                    retry_key=str(uuid.uuid4()),
+                    broadcast_id=broadcast_id,
+                )
+            )
     if claim_for is not None:
         claim(rows, claim_for, now, lease)
     session.add_all(rows)
