@@ -3,23 +3,26 @@
 A broadcast is a row (`broadcasts`) that goes scheduled → sending → done (or cancelled).
 When sending starts its audience is frozen with one INSERT … SELECT into
 `broadcast_batches`, `STEPLINE_BROADCAST_BATCH` (5,000) friend ids per row, grouped in the
-database (never the whole audience in memory); then the batches are written to the outbox
-one by one — multicasts of ≤ 500 when the messages are the same for everyone, pushes rendered
-per friend when they hold a template — each in its own transaction that also moves the
-broadcast's `cursor`; its rows are claimed and sent right
-after the commit. Cancelling stops every row not yet claimed by a sender (those in flight
-finish). A worker holds the broadcast under an owner + lease, so a crashed one is taken over
-where it stopped; outbox rows carry retry keys, so nothing is sent twice. A dry run does all
-of it but writes its rows as `dry_run`, which no sender takes.
+database (never the whole audience in memory). The batch rows are then the work: each is
+taken (PostgreSQL: `FOR UPDATE SKIP LOCKED`, two queuers side by side) and, in one
+transaction, written to the outbox — multicasts of ≤ 500 when the messages are the same for
+everyone, pushes rendered per friend when they hold a template — and deleted; the rows are
+written claimed by the worker's sender and sent right after the commit. Cancelling stops
+every batch not yet written and every row not yet claimed (those in flight finish). A worker
+holds the broadcast under an owner + lease, so a crashed one is taken over where it stopped
+(the batches still there); outbox rows carry retry keys, so nothing is sent twice. A dry run
+does all of it but writes its rows as `dry_run`, which no sender takes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -40,6 +43,10 @@ from storage.upsert import insert_ignore
 log = logging.getLogger(__name__)
 
 OPEN = ("scheduled", "sending")
+# Batches written to the outbox side by side: each is a short transaction that mostly waits on
+# the database, so two keep the senders fed where one alone could not.
+QUEUERS = 2
+MAX_BATCHES_IN_FLIGHT = 3  # written but not yet answered by LINE
 _MESSAGES = TypeAdapter(list[MessageDef])
 
 SendRows = Callable[[list[OutboxMessage]], "list[Future[Any]]"]
@@ -134,7 +141,6 @@ def create_broadcast(
             send_at=moment,
             status="scheduled",
             dry_run=dry_run,
-            cursor=0,
             queued_all=False,
             created_at=now,
         )
@@ -266,19 +272,63 @@ class Runner:
     def run(
         self, broadcast_id: int, progress: Callable[[int, Progress], None] | None = None
     ) -> None:
-        in_flight: list[Future[Any]] = []
-        while True:
-            step = self._queue_batch(broadcast_id)
-            if step is None:
-                break
-            batch, sends = step
-            # Backpressure: at most two batches between the outbox and LINE, so neither
-            # memory nor a crash's re-send window grows with the audience.
-            wait(in_flight)
-            in_flight = sends
-            if progress:
-                progress(broadcast_id, batch)
-        wait(in_flight)
+        """Write the broadcast's batches to the outbox, `QUEUERS` at a time (each batch row is
+        taken with SKIP LOCKED and deleted with its outbox rows in one transaction), their
+        sends starting as each commits; then mark it queued."""
+        in_flight: deque[list[Future[Any]]] = deque()
+        renewed = time.monotonic()
+        with ThreadPoolExecutor(QUEUERS, thread_name_prefix="broadcast") as queuers:
+            running = {queuers.submit(self._queue_batch, broadcast_id) for _ in range(QUEUERS)}
+            while running:
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    step = future.result()
+                    if step is None:
+                        continue  # nothing left for this queuer (or cancelled, taken over)
+                    batch, sends = step
+                    # Backpressure: a bounded number of batches between the outbox and
+                    # LINE, so neither memory nor a crash's re-send window grows with the
+                    # audience.
+                    in_flight.append(sends)
+                    while len(in_flight) > MAX_BATCHES_IN_FLIGHT:
+                        wait(in_flight.popleft())
+                    if progress:
+                        progress(broadcast_id, batch)
+                    running.add(queuers.submit(self._queue_batch, broadcast_id))
+                if time.monotonic() - renewed > self.lease.total_seconds() / 4:
+                    self._renew(broadcast_id)
+                    renewed = time.monotonic()
+        for sends in in_flight:
+            wait(sends)
+        self._mark_queued(broadcast_id)
+
+    def _renew(self, broadcast_id: int) -> None:
+        """Keep holding the broadcast while its batches are written."""
+        now = self.runtime.clock.now()
+        with self.runtime.db.write() as session:
+            session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == broadcast_id, Broadcast.owner == self.owner)
+                .values(lease_until=now + self.lease)
+            )
+
+    def _mark_queued(self, broadcast_id: int) -> None:
+        """Every batch written: the broadcast is queued (a dry run is then done)."""
+        now = self.runtime.clock.now()
+        with self.runtime.db.write() as session:
+            row = session.get(Broadcast, broadcast_id, with_for_update=True)
+            if row is None or row.status != "sending" or row.owner != self.owner:
+                return
+            left = session.scalar(
+                select(func.count())
+                .select_from(BroadcastBatch)
+                .where(BroadcastBatch.broadcast_id == broadcast_id)
+            )
+            if left:  # a queuer failed: the rest is taken up again when the lease runs out
+                return
+            row.queued_all = True
+            if row.dry_run:
+                row.status, row.finished_at = "done", now
 
     # -- claiming and freezing
 
@@ -335,7 +385,6 @@ class Runner:
                         "send_at": send_at,
                         "status": "scheduled",
                         "dry_run": doc.dry_run,
-                        "cursor": 0,
                         "queued_all": False,
                         "created_at": now,
                     },
@@ -386,29 +435,34 @@ class Runner:
             )
         )
         row.planned, row.status, row.started_at = int(planned or 0), "sending", now
-        row.cursor = 0
         log.info("broadcast %d: audience frozen at %d friend(s)", row.id, row.planned)
 
     # -- batches
 
     def _queue_batch(self, broadcast_id: int) -> tuple[Progress, list[Future[Any]]] | None:
-        """Write the next batch to the outbox; None when there is nothing (more) to do."""
+        """Write one batch to the outbox; None when there is none (left, or free to take)."""
         runtime = self.runtime
         now = runtime.clock.now()
         with runtime.db.write() as session:
-            row = session.get(Broadcast, broadcast_id, with_for_update=True)
+            # A shared lock: queuers run side by side, a cancel (which locks the row for
+            # update) waits for them and they see it afterwards.
+            row = session.get(Broadcast, broadcast_id, with_for_update={"read": True})
             if row is None or row.status != "sending" or row.owner != self.owner:
                 return None  # cancelled, or taken over after our lease ran out
-            batch = session.get(BroadcastBatch, (broadcast_id, row.cursor))
-            row.lease_until = now + self.lease
+            take = (
+                select(BroadcastBatch)
+                .where(BroadcastBatch.broadcast_id == broadcast_id)
+                .order_by(BroadcastBatch.position)
+                .limit(1)
+            )
+            if not runtime.db.is_sqlite:
+                take = take.with_for_update(skip_locked=True)
+            batch = session.scalars(take).first()
             if batch is None:
-                row.queued_all = True
-                if row.dry_run:
-                    row.status, row.finished_at = "done", now
                 return None
             # Who still follows now (a friend who blocked since the freeze gets nothing, and
-            # one deleted since is simply not found).
-            # On the Core connection: 5,000 plain rows, without the ORM's per-row loading.
+            # one deleted since is simply not found). On the Core connection: 5,000 plain
+            # rows, without the ORM's per-row loading.
             following = (
                 session.connection()
                 .execute(
@@ -422,14 +476,14 @@ class Runner:
                 .all()
             )
             rows = self._queue(session, row, list(following), now) if following else []
-            row.cursor += 1
-            done = session.scalar(
+            session.delete(batch)
+            session.flush()
+            left = session.scalar(
                 select(func.coalesce(func.sum(BroadcastBatch.size), 0)).where(
-                    BroadcastBatch.broadcast_id == broadcast_id,
-                    BroadcastBatch.position < row.cursor,
+                    BroadcastBatch.broadcast_id == broadcast_id
                 )
             )
-            step = Progress(planned=row.planned or 0, queued=int(done or 0))
+            step = Progress(planned=row.planned or 0, queued=(row.planned or 0) - int(left or 0))
             dry_run = row.dry_run
         # The rows were written claimed by this worker's sender (unless a dry run): they go
         # now, and a cancel from here on stops only the batches not yet written.

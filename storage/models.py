@@ -330,9 +330,9 @@ class AudienceMember(Base):
 class Broadcast(Base):
     """A segment broadcast (セグメント配信): planned, then sending in batches, then done.
 
-    The audience is frozen into `broadcast_batches` when sending starts; `cursor` is the
-    position of the next batch to write to the outbox, so a crashed worker resumes where it
-    stopped."""
+    The audience is frozen into `broadcast_batches` when sending starts; a batch row is
+    deleted when its outbox rows are written, so a crashed worker's successor writes only
+    the batches still there."""
 
     __tablename__ = "broadcasts"
 
@@ -345,7 +345,6 @@ class Broadcast(Base):
     status: Mapped[str] = mapped_column(String(16))  # scheduled | sending | done | cancelled
     dry_run: Mapped[bool] = mapped_column(default=False)
     planned: Mapped[int | None] = mapped_column(Integer)  # recipients frozen at the start
-    cursor: Mapped[int] = mapped_column(BigInteger, default=0)
     queued_all: Mapped[bool] = mapped_column(default=False)
     owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)

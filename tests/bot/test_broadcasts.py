@@ -103,6 +103,24 @@ def test_broadcast_to_a_tag_segment_reaches_exactly_those_friends(stack: Stack) 
     assert got(stack, "冬のキャンペーンのお知らせ") == {users[0].user_id: 1, users[1].user_id: 1}
 
 
+def test_many_batches_written_side_by_side_reach_everyone_once(stack: Stack) -> None:
+    users = friends(stack, 13)
+    users[4].unfollow()  # blocked after following: frozen out
+    broadcast_id = create(stack, segment={"followed_within": "1d"})
+    runner = Runner(stack.runtime, sync_send(stack))
+    runner.batch = 2  # seven batches (the blocked friend is not frozen in)
+    assert runner.run_due() == 1
+    expected = {u.user_id: 1 for i, u in enumerate(users) if i != 4}
+    assert got(stack, "冬のキャンペーンのお知らせ") == expected
+    result = status(stack, broadcast_id)
+    assert (result["status"], result["planned"], result["queued"], result["accepted"]) == (
+        "done",
+        12,
+        12,
+        12,
+    )
+
+
 def test_personal_messages_are_rendered_per_friend_as_pushes(stack: Stack) -> None:
     users = friends(stack, 2)
     broadcast_id = create(
@@ -174,7 +192,7 @@ def test_a_broadcast_dropped_half_way_resumes_without_duplicates(stack: Stack) -
     assert lost and status(stack, broadcast_id)["queued"] == 3
     assert run(stack) == 0  # its lease still holds: nobody else takes it yet
     stack.clock.set(stack.clock.now() + timedelta(minutes=2))  # the leases run out
-    assert run(stack) == 1  # taken over at the cursor
+    assert run(stack) == 1  # taken over: the batches not yet written are still there
     DeliveryWorker(stack.db, stack.runtime.sender).drain()  # the orphaned rows are re-sent
     run(stack)
     assert got(stack, "冬のキャンペーンのお知らせ") == {u.user_id: 1 for u in users}

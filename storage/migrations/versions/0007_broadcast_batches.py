@@ -5,8 +5,9 @@ Revises: 0006
 Create Date: 2026-12-06 04:00:00.000000
 
 A broadcast still queueing (`sending`, not `queued_all`) keeps its place: the recipients it
-has not written to the outbox yet (friend ids above its `cursor`) become its batches and its
-`cursor` becomes the position of the first of them (0). Finished broadcasts need no batches.
+has not written to the outbox yet (friend ids above its `cursor`) become its batches. The
+batch rows are the work left (each is deleted when written to the outbox), so `cursor` goes.
+Finished broadcasts need no batches.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ def upgrade() -> None:
     for broadcast_id, cursor in open_broadcasts:
         _batch_remaining(bind, broadcast_id, cursor or 0)
     op.drop_table("broadcast_recipients")
+    # A plain ALTER TABLE (SQLite 3.35+ has DROP COLUMN): batch mode would copy `broadcasts`
+    # and drop the old table, and with foreign keys on, SQLite's implicit DELETE of its rows
+    # would cascade to their batches (and set their outbox rows' broadcast_id to NULL).
+    op.drop_column("broadcasts", "cursor")
 
 
 def _batch_remaining(bind: sa.Connection, broadcast_id: int, cursor: int) -> None:
@@ -74,10 +79,12 @@ def _batch_remaining(bind: sa.Connection, broadcast_id: int, cursor: int) -> Non
         )
         position += 1
         after = ids[-1]
-    bind.execute(sa.text("UPDATE broadcasts SET cursor = 0 WHERE id = :b"), {"b": broadcast_id})
 
 
 def downgrade() -> None:
+    op.add_column(
+        "broadcasts", sa.Column("cursor", sa.BigInteger(), nullable=False, server_default="0")
+    )
     op.create_table(
         "broadcast_recipients",
         sa.Column("broadcast_id", ID, nullable=False),
@@ -92,17 +99,16 @@ def downgrade() -> None:
     )
     bind = op.get_bind()
     open_broadcasts = bind.execute(
-        sa.text("SELECT id, cursor FROM broadcasts WHERE status = 'sending' AND NOT queued_all")
-    ).all()
-    for broadcast_id, cursor in open_broadcasts:
+        sa.text("SELECT id FROM broadcasts WHERE status = 'sending' AND NOT queued_all")
+    ).scalars()
+    for broadcast_id in list(open_broadcasts):
         # The batches not yet written back to one row per friend; the cursor becomes the
         # friend id before the first of them, as the older code reads it.
         batches = bind.execute(
             sa.text(
-                "SELECT friend_ids FROM broadcast_batches WHERE broadcast_id = :b"
-                " AND position >= :c ORDER BY position"
+                "SELECT friend_ids FROM broadcast_batches WHERE broadcast_id = :b ORDER BY position"
             ),
-            {"b": broadcast_id, "c": cursor or 0},
+            {"b": broadcast_id},
         ).scalars()
         remaining = sorted(
             int(i) for ids in batches for i in (json.loads(ids) if isinstance(ids, str) else ids)
