@@ -324,7 +324,7 @@ class Runner:
                 .select_from(BroadcastBatch)
                 .where(BroadcastBatch.broadcast_id == broadcast_id)
             )
-            if left:  # a queuer failed: the rest is taken up again when the lease runs out
+            if left:  # held by another worker meanwhile: taken up again after the lease
                 return
             row.queued_all = True
             if row.dry_run:
