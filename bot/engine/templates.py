@@ -10,6 +10,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from jinja2 import Template, meta
 from jinja2.sandbox import SandboxedEnvironment
 
 if TYPE_CHECKING:
@@ -72,16 +73,28 @@ class Templates:
     def __init__(self, tz: ZoneInfo, links: LinkTokens | None = None) -> None:
         self.env = make_environment(tz)
         self.links = links  # makes the tracked URLs `link('id')` renders; None = untracked
-        self._compile = lru_cache(maxsize=2048)(self.env.from_string)
+        self._compile = lru_cache(maxsize=2048)(self._prepare)
+
+    def _prepare(self, text: str) -> tuple[Template, frozenset[str]]:
+        """The compiled template and the top-level names it reads (besides `link`)."""
+        tree = self.env.parse(text)
+        names = frozenset(meta.find_undeclared_variables(tree)) - {"link"}
+        return self.env.from_string(tree), names
 
     def render(
-        self, text: str, values: Callable[[], dict[str, Any]], link: Callable[[str], str]
+        self,
+        text: str,
+        values: Callable[[frozenset[str]], dict[str, Any]],
+        link: Callable[[str], str],
     ) -> str:
-        """Render `text`; `values` is only called when the text is a template at all."""
+        """Render `text`. `values(names)` is only called when the text is a template at all,
+        with the names it reads: a friend's fields, tags and answers are each a query, and
+        a step's `{{ fields.会員番号 }}` needs only one of them."""
         if "{{" not in text and "{%" not in text:
             return text
         try:
-            return self._compile(text).render(**values(), link=link)
+            template, names = self._compile(text)
+            return template.render(**values(names), link=link)
         except Exception as exc:  # a bad template must never fail the whole event
             log.warning("template failed (%s): %r", exc, text[:80])
             return _TEMPLATE_PART.sub("", text).strip() or text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,18 +45,21 @@ class Turn:
 
     # ------------------------------------------------------------------ templates
 
-    def template_values(self) -> dict[str, Any]:
+    def template_values(self, names: Collection[str] | None = None) -> dict[str, Any]:
+        """What templates see (`friend`, `fields`, `tags`, `answers`, `now`, `event`); only
+        the `names` asked for are built (each of fields, tags and answers is a query)."""
         friend = self.record.friend
-        values: dict[str, Any] = {
-            "friend": {"name": friend.display_name, "line_user_id": friend.line_user_id},
-            "fields": dict(self.record.fields),
-            "tags": sorted(self.record.tags),
-            "answers": self.record.answers,
-            "now": self.now,
+        makers: dict[str, Callable[[], Any]] = {
+            "friend": lambda: {"name": friend.display_name, "line_user_id": friend.line_user_id},
+            "fields": lambda: dict(self.record.fields),
+            "tags": lambda: sorted(self.record.tags),
+            "answers": lambda: self.record.answers,
+            "now": lambda: self.now,
         }
         if self.event_values:
-            values["event"] = self.event_values
-        return values
+            makers["event"] = lambda: self.event_values
+        wanted = makers if names is None else [name for name in names if name in makers]
+        return {name: makers[name]() for name in wanted}
 
     def link(self, link_id: str) -> str:
         """`{{ link('id') }}`: this friend's tracked `/r/<token>` address for the catalogue

@@ -289,6 +289,12 @@ def test_link_secret_must_not_be_short() -> None:
     assert settings.link_secret == LINK_SECRET
 
 
+def no_values(names: frozenset[str]) -> dict[str, Any]:
+    """A template that only calls link() reads no friend values."""
+    assert not names
+    return {}
+
+
 def _turn(links: LinkTokens | None) -> Turn:
     catalogue = SimpleNamespace(links={"spring": LinkDef(url=SPRING_URL)})
     record = SimpleNamespace(friend=SimpleNamespace(line_user_id="U" + "cd" * 16))
@@ -303,15 +309,17 @@ def _turn(links: LinkTokens | None) -> Turn:
 
 def test_template_renders_tracked_url_unknown_empty(caplog: pytest.LogCaptureFixture) -> None:
     turn = _turn(tokens())
-    text = turn.templates.render("→ {{ link('spring') }}!", dict, turn.link)
+    text = turn.templates.render("→ {{ link('spring') }}!", no_values, turn.link)
     match = re.fullmatch(r"→ " + re.escape(PUBLIC_URL) + r"/r/([A-Za-z0-9_-]+)!", text)
     assert match, text
     click = tokens().read(match.group(1))
     assert click is not None
     assert (click.link, click.source) == ("spring", "sequence:welcome_steps")
     with caplog.at_level(logging.WARNING):
-        assert turn.templates.render("[{{ link('nope') }}]", dict, turn.link) == "[]"
+        assert turn.templates.render("[{{ link('nope') }}]", no_values, turn.link) == "[]"
     assert "unknown link 'nope'" in caplog.text
     # No secret at all: the catalogue's URL, untracked.
     untracked = _turn(None)
-    assert untracked.templates.render("{{ link('spring') }}", dict, untracked.link) == SPRING_URL
+    assert (
+        untracked.templates.render("{{ link('spring') }}", no_values, untracked.link) == SPRING_URL
+    )
