@@ -1,4 +1,4 @@
-"""The LINE client's multicast, against the emulator over HTTP: sent once per retry key,
+"""The LINE client's push and multicast, against the emulator over HTTP: sent once per retry key,
 LINE's refusals as typed errors, LINE's recipient limit checked before any request."""
 
 from __future__ import annotations
@@ -41,6 +41,16 @@ def test_multicast_reaches_each_recipient_once_per_retry_key(
         received = user.received()
         assert [d["message"]["type"] for d in received] == ["text", "sticker"]
         assert received[0]["message"]["text"] == "冬のセール"
+
+
+def test_push_reaches_the_user_once_per_retry_key(stack: Stack, client: LineClient) -> None:
+    hanako = follower(stack)
+    key = str(uuid.uuid4())
+    first = client.push(hanako.user_id, [{"type": "text", "text": "ご予約は明日です"}], key)
+    assert first.request_id and first.accepted_request_id is None
+    again = client.push(hanako.user_id, [{"type": "text", "text": "ご予約は明日です"}], key)
+    assert again.accepted_request_id == first.request_id
+    assert hanako.texts() == ["ご予約は明日です"]
 
 
 def test_a_refused_multicast_is_a_typed_error_with_lines_details(
