@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -51,17 +52,24 @@ def database_url(
         upgrade(url)
         yield url
         return
+    with postgres_schema("t") as url:
+        upgrade(url)
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_schema(prefix: str) -> Iterator[str]:
+    """The URL of a fresh, empty PostgreSQL schema, dropped afterwards (skipped, or failed
+    under CI, when PostgreSQL is not reachable)."""
     problem = _postgres_reachable()
     if problem:
         need(problem)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL)
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     try:
-        upgrade(url)
-        yield url
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -12,7 +11,7 @@ from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from storage.migrate import alembic_config, upgrade
-from tests.conftest import POSTGRES_URL, _postgres_reachable, need
+from tests.conftest import postgres_schema
 
 BROADCAST = (
     "INSERT INTO broadcasts (id, segment, messages, send_at, status, dry_run, cursor,"
@@ -29,19 +28,8 @@ def empty_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('migrate') / 'm.db'}"
         return
-    problem = _postgres_reachable()
-    if problem:
-        need(problem)
-    schema = f"m_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema("m") as url:
+        yield url
 
 
 def test_an_open_broadcast_keeps_its_place_across_0007(empty_url: str) -> None:
