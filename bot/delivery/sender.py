@@ -238,9 +238,6 @@ class Sender:
 
     # ------------------------------------------------------------------ recording
 
-    def _owned(self, row: OutboxMessage) -> Any:
-        return (OutboxMessage.id == row.id) & (OutboxMessage.owner == self.owner)
-
     def _finish(
         self,
         row: OutboxMessage,
@@ -280,9 +277,13 @@ class Sender:
     def _replace_with_push(self, row: OutboxMessage, now: datetime, error: str) -> Outcome:
         with self.db.write() as session:
             result = session.execute(
-                update(OutboxMessage)
-                .where(self._owned(row))
-                .values(status="replaced", lease_until=None, error=f"reply failed: {error}"[:2000])
+                _RECORD_END,
+                {
+                    "row_id": row.id,
+                    "row_owner": self.owner,
+                    "new_status": "replaced",
+                    "new_error": f"reply failed: {error}"[:2000],
+                },
             )
             if not getattr(result, "rowcount", 0):
                 return Outcome(row.id, "lost", "another sender owns the row now")
