@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -54,14 +55,16 @@ def test_demo_runs_reloads_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         ).json()["messages"]
         assert messages[0]["message"]["text"] == "花子さん、性別を教えてください"
         # The demo syncs the salon's two-tab rich menu to the emulator by itself.
+        # The sync creates both menus first and sets the default last: wait for all of it.
         wait_until(
             lambda: (
                 len(requests.get(f"{emulator}/_emulator/richmenus", timeout=5).json()["richmenus"])
                 == 2
+                and "source" in shown_menu(emulator, user["user_id"])
             )
         )
-        shown = requests.get(f"{emulator}/_emulator/users/{user['user_id']}/richmenu", timeout=5)
-        assert shown.json()["source"] == "default" and shown.json()["chatBarText"] == "メニュー"
+        shown = shown_menu(emulator, user["user_id"])
+        assert shown["source"] == "default" and shown["chatBarText"] == "メニュー"
 
         (flows / "broken.yaml").write_text("flow: x\nsteps: [{ask: a}]\n", encoding="utf-8")
         wait_until(
@@ -80,3 +83,11 @@ def test_demo_runs_reloads_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert "broken.yaml:" in output  # the problem was shown, with its position
     assert "demo stopped" in output
     assert (tmp_path / "instance" / "demo.log").exists()
+
+
+def shown_menu(emulator: str, user_id: str) -> dict[str, Any]:
+    """The rich menu the emulator shows this user (no `source` while none is)."""
+    shown: dict[str, Any] = requests.get(
+        f"{emulator}/_emulator/users/{user_id}/richmenu", timeout=5
+    ).json()
+    return shown
