@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import socket
 from collections.abc import Iterable
 from typing import Any
 
@@ -68,10 +66,9 @@ class ResponseDropper:
     answering, so the client sees a connection error ("Remote end closed connection without
     response"), never an HTTP status.
 
-    Under werkzeug's server (`ServerThread`, `stepline emulator`) the socket is in the environ:
-    it is shut down, and the `ConnectionAbortedError` raised then is what werkzeug treats as a
-    dropped connection (nothing is written, nothing logged). Nothing has been sent before: the
-    server writes the status line only with the first body chunk, which never comes."""
+    It raises `ConnectionAbortedError` before anything is written, which stepline's server
+    (`bot.http_server`: `ServerThread`, `stepline emulator`) answers by closing the connection
+    with nothing sent."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -83,8 +80,4 @@ class ResponseDropper:
         close = getattr(result, "close", None)
         if close is not None:
             close()
-        sock = environ.get("werkzeug.socket")
-        if isinstance(sock, socket.socket):
-            with contextlib.suppress(OSError):  # already gone
-                sock.shutdown(socket.SHUT_RDWR)
         raise ConnectionAbortedError("response dropped by the LINE emulator (accept_then_drop)")

@@ -106,8 +106,11 @@ def emulator_command(
         chaos=parse_chaos_option(chaos_json),
         rate_limits=parse_rate_limits_option(rate_limits),
     )
-    if quiet:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # One line per request (`bot.http_server`'s access log) unless --quiet.
+    access_log = logging.getLogger("stepline.http")
+    access_log.setLevel(logging.WARNING if quiet else logging.INFO)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(asctime)s %(message)s")
     console = Console()
     server = ServerThread(create_emulator_app(config), host=host, port=port).start()
     console.print(f"LINE emulator on [bold]{server.url}[/] (LINE_API_BASE_URL={server.url})")

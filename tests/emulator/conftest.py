@@ -24,8 +24,9 @@ TOKEN = "test-channel-access-token"
 
 
 def stop_in_background(server: ServerThread) -> None:
-    """`ServerThread.stop()` waits out werkzeug's 0.5 s poll; let that happen off the test's
-    clock (each test has its own servers on fresh ports, so nothing waits for the old ones)."""
+    """`ServerThread.stop()` waits for its accept loop (polled every 50 ms) to notice; let
+    that happen off the test's clock (each test has its own servers on fresh ports, so
+    nothing waits for the old ones)."""
     threading.Thread(target=server.stop, name=f"stop:{server.port}", daemon=True).start()
 
 
