@@ -251,6 +251,44 @@ def test_reset_forgets_bulk_sends_and_seqs_keep_rising(
     assert emulator.client.stats()["billable_by_user"] == dict.fromkeys(friends, 1)
 
 
+def test_per_user_counts_read_between_sends_count_each_send_once(
+    emulator: Emu, api: MessagingApi, people: tuple[list[str], str]
+) -> None:
+    """Per-user counts of one-to-many sends are added up when read: reading them between
+    sends (and twice in a row) counts every send exactly once."""
+    friends, _blocked = people
+    a, b, c = friends
+    mine = [a, b]
+
+    def per_user() -> dict[str, tuple[int, dict[str, int]]]:
+        users = emulator.client.stats()["users"]
+        return {
+            uid: (users[uid]["delivered_messages"], users[uid]["accepted_requests"])
+            for uid in friends
+            if uid in users
+        }
+
+    api.multicast(MulticastRequest(to=mine, messages=[TextMessage(text="一")]))
+    multicast = "/v2/bot/message/multicast"
+    assert per_user() == {a: (1, {multicast: 1}), b: (1, {multicast: 1})}
+    assert per_user() == {a: (1, {multicast: 1}), b: (1, {multicast: 1})}
+    assert emulator.client.delivery_counts(via="multicast") == {a: {"一": 1}, b: {"一": 1}}
+
+    api.multicast(MulticastRequest(to=friends, messages=[TextMessage(text="二")] * 2))
+    api.push_message(PushMessageRequest(to=c, messages=[TextMessage(text="三")]))
+    assert emulator.client.delivery_counts(via="multicast") == {
+        a: {"一": 1, "二": 2},
+        b: {"一": 1, "二": 2},
+        c: {"二": 2},
+    }
+    push = "/v2/bot/message/push"
+    assert per_user() == {
+        a: (3, {multicast: 2}),
+        b: (3, {multicast: 2}),
+        c: (3, {multicast: 1, push: 1}),
+    }
+
+
 def test_store_lists_every_delivery_and_billable_in_order() -> None:
     """`deliveries()` and `billable()` (no HTTP endpoint reads them): one entry per message per
     recipient and per recipient, in the order they were sent."""
