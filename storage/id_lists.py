@@ -21,7 +21,15 @@ def id_in(
     if sqlite:
         values = func.json_each(json.dumps(list(ids))).table_valued("value")
         return column.in_(select(values.c.value))
-    # The array goes as its text form ('{1,2,3}'), cast by the server: psycopg's adapter for a
-    # Python list of ints costs ~8 ms per 5,000 ids, a join of strings well under one.
+    # The array is written into the statement as its text form, `CAST('{1,2,3}' AS BIGINT[])`
+    # (`literal_execute`: rendered at execution, so SQLAlchemy's statement cache still holds
+    # one entry), not sent as a parameter:
+    # - psycopg's adapter for a Python list of ints costs ~8 ms per 5,000 ids, a join of
+    #   strings well under one;
+    # - as a literal it is a constant to the planner, which then knows how many ids there are
+    #   and matches them through a hash table. As a parameter (or a cast parameter), `= ANY`
+    #   tests each row against the ids one by one: when the planner chose a sequential scan
+    #   (a table not yet analysed after a bulk import, a small table), 5,000 ids against
+    #   100,000 rows took 9.7 s instead of 17 ms.
     text_form = "{" + ",".join(map(str, map(int, ids))) + "}"
-    return column == any_(cast(literal(text_form, Text), ARRAY(BigInteger)))
+    return column == any_(cast(literal(text_form, Text, literal_execute=True), ARRAY(BigInteger)))
