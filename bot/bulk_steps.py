@@ -101,10 +101,11 @@ Start = tuple[datetime, datetime | None]  # (started_at, anchor_at) of an enrolm
 
 
 def _starts(runtime: Runtime, group: DueGroup, now: datetime) -> list[Start]:
-    """The distinct enrolment moments among the group's due enrolments."""
-    statement = _due(runtime, group.sequence, group.step, now).with_only_columns(
-        Enrollments.c.started_at, Enrollments.c.anchor_at
-    )
+    """The distinct enrolment moments among the group's due enrolments (a moment of only
+    blocked friends' enrolments costs one empty claim)."""
+    statement = _due(
+        runtime, group.sequence, group.step, now, following_only=False
+    ).with_only_columns(Enrollments.c.started_at, Enrollments.c.anchor_at)
     with runtime.db.read() as session:
         return [(s, a) for s, a in session.execute(statement.distinct().limit(CHUNK)).all()]
 
@@ -187,23 +188,25 @@ def _run_chunk(
     return len(claimed)
 
 
-def _due(runtime: Runtime, name: str, index: int, now: datetime) -> Select[Any]:
-    """Due enrolments of (sequence, step) that the bulk path takes."""
+def _due(
+    runtime: Runtime, name: str, index: int, now: datetime, *, following_only: bool = True
+) -> Select[Any]:
+    """Due enrolments of (sequence, step) that the bulk path takes; `following_only=False`
+    leaves out the friends' status and so the join (enough to find the enrolment moments)."""
     sequences = runtime.dispatcher.sequences
-    statement = (
-        select(Enrollments.c.id)
-        .join(Friends, Friends.c.id == Enrollments.c.friend_id)
-        .where(
-            Enrollments.c.status == "active",
-            Enrollments.c.next_due_at <= now,
-            Enrollments.c.sequence == name,
-            Enrollments.c.next_step == index,
-            # Blocked friends (whose enrolments are normally stopped) and, under the
-            # "skip" policy, steps late beyond the grace go the per-friend way.
-            Friends.c.status == "following",
-        )
+    statement = select(Enrollments.c.id).where(
+        Enrollments.c.status == "active",
+        Enrollments.c.next_due_at <= now,
+        Enrollments.c.sequence == name,
+        Enrollments.c.next_step == index,
     )
+    if following_only:
+        # Blocked friends (whose enrolments are normally stopped) go the per-friend way.
+        statement = statement.join(Friends, Friends.c.id == Enrollments.c.friend_id).where(
+            Friends.c.status == "following"
+        )
     if sequences.late_policy == "skip":
+        # So do steps late beyond the grace under the "skip" policy.
         statement = statement.where(Enrollments.c.next_due_at >= now - sequences.late_grace)
     return statement
 
