@@ -34,6 +34,7 @@ from bot.engine.sequences import is_bulk_step, plan_from, say_step
 from bot.runtime import Runtime
 from storage.id_lists import id_in
 from storage.models import Friend, OutboxMessage, SequenceEnrollment
+from storage.planner_stats import analyze_if_stale
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,14 @@ def run_bulk_steps(runtime: Runtime, send: SendRows) -> int:
     reach LINE in order."""
     now = runtime.clock.now()
     ran = 0
-    for group in due_bulk_groups(runtime, now):
+    groups = due_bulk_groups(runtime, now)
+    if sum(group.count for group in groups) > 2 * CHUNK:
+        # Stale statistics (friends and enrolments imported in bulk, not yet analysed) made
+        # PostgreSQL plan each claim for a few rows: it sorted every due enrolment, once per
+        # chunk.
+        for table in (Friends, Enrollments):
+            analyze_if_stale(runtime.db, table.name)
+    for group in groups:
         sequence = runtime.catalogue.sequences[group.sequence]
         starts = _starts(runtime, group, now)
         # Friends enrolled at the same moment share their next step's plan: claim them by
@@ -118,24 +126,37 @@ def _run_all_chunks(
     send: SendRows,
     start: Start | None,
 ) -> int:
-    """Chunks until none is full. On PostgreSQL `PLANNERS` run side by side (their claims
-    skip each other's locked rows): a chunk mostly waits on the database. A round in which
-    no chunk was full took everything due: what one planner skipped, the other had."""
-    if runtime.db.is_sqlite:  # one writer at a time: nothing to gain
-        ran = 0
-        while (done := _run_chunk(runtime, sequence, index, now, send, start)) == CHUNK:
-            ran += done
-        return ran + done
+    """Chunks until none is full.
+
+    SQLite (one writer at a time) runs them one after the other, each claim reading the due
+    index from its start: the enrolments moved on have left it.
+
+    On PostgreSQL `PLANNERS` run side by side (their claims skip each other's locked rows): a
+    chunk mostly waits on the database. Each round claims in enrolment id order after the
+    highest id the last round claimed. With statistics saying most enrolments are due,
+    PostgreSQL reads them through the (friend, sequence) index, which still holds the ones
+    moved on: claiming from the start waded through all of those again each time (100,000
+    due took twice as long; a million would take minutes). After a round every row up to
+    that id was taken by one of the planners, or was locked elsewhere (a friend's own turn:
+    it goes in a later pass). A round in which no chunk was full took everything due."""
     ran = 0
+    if runtime.db.is_sqlite:
+        while True:
+            done, _ = _run_chunk(runtime, sequence, index, now, send, start, None)
+            ran += done
+            if done < CHUNK:
+                return ran
+    after = 0
     with ThreadPoolExecutor(PLANNERS, thread_name_prefix="steps") as planners:
         while True:
             rounds = [
-                planners.submit(_run_chunk, runtime, sequence, index, now, send, start)
+                planners.submit(_run_chunk, runtime, sequence, index, now, send, start, after)
                 for _ in range(PLANNERS)
             ]
-            sizes = [future.result() for future in rounds]
-            ran += sum(sizes)
-            if max(sizes) < CHUNK:
+            results = [future.result() for future in rounds]
+            ran += sum(done for done, _ in results)
+            after = max((last for _, last in results if last is not None), default=after)
+            if max(done for done, _ in results) < CHUNK:
                 return ran
 
 
@@ -145,13 +166,16 @@ def _run_chunk(
     index: int,
     now: datetime,
     send: SendRows,
-    start: Start | None = None,
-) -> int:
+    start: Start | None,
+    after: int | None,
+) -> tuple[int, int | None]:
+    """Claim, move on and queue one chunk of due enrolments (with ids above `after` unless
+    it is None); (how many, the highest id claimed, None if none)."""
     name = sequence.sequence
     with runtime.db.write() as session:
-        claimed = session.execute(_claim(runtime, name, index, now, start)).all()
+        claimed = session.execute(_claim(runtime, name, index, now, start, after)).all()
         if not claimed:
-            return 0
+            return 0, None
         messages = _render(runtime, session, sequence, index, claimed[0].friend_id, now)
         tz = runtime.settings.tz
         if start is None:
@@ -185,7 +209,7 @@ def _run_chunk(
             )
     if rows:
         send(rows)
-    return len(claimed)
+    return len(claimed), max(row.id for row in claimed)
 
 
 def _due(
@@ -212,12 +236,21 @@ def _due(
 
 
 def _claim(
-    runtime: Runtime, name: str, index: int, now: datetime, start: Start | None
+    runtime: Runtime,
+    name: str,
+    index: int,
+    now: datetime,
+    start: Start | None,
+    after: int | None,
 ) -> Select[Any]:
+    """Up to `CHUNK` due enrolments; with `after`, in id order above it (see
+    `_run_all_chunks`)."""
     columns = [Enrollments.c.id, Enrollments.c.friend_id, Friends.c.line_user_id]
     if start is None:
         columns += [Enrollments.c.started_at, Enrollments.c.anchor_at]
     statement = _due(runtime, name, index, now).with_only_columns(*columns).limit(CHUNK)
+    if after is not None:
+        statement = statement.where(Enrollments.c.id > after).order_by(Enrollments.c.id)
     if start is not None:
         started_at, anchor_at = start
         statement = statement.where(

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import threading
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -93,6 +94,16 @@ def counts(stack: Stack) -> dict[str, dict[str, int]]:
     response.raise_for_status()
     result: dict[str, dict[str, int]] = response.json()
     return result
+
+
+def send_now(stack: Stack) -> bulk_steps.SendRows:
+    """Send a pass's rows as soon as they are queued (the worker hands them to threads)."""
+
+    def send(rows: list[OutboxMessage]) -> list[Future[Any]]:
+        stack.runtime.sender.send_claimed(rows)
+        return []
+
+    return send
 
 
 def requests_to(stack: Stack, path: str) -> list[dict[str, object]]:
@@ -185,3 +196,48 @@ def test_two_workers_at_once_plan_every_step_once(
             select(func.count()).select_from(OutboxMessage).where(OutboxMessage.status != "sent")
         )
     assert rows == 0
+
+
+def test_many_small_chunks_reach_every_friend_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each chunk claims after the ids the last one reached: with chunks of 7, 61 friends
+    (4 blocked, who go the per-friend way) are each planned once, none left behind."""
+    monkeypatch.setattr(bulk_steps, "CHUNK", 7)
+    users = enroll(stack, 61, blocked=4)
+    assert bulk_steps.run_bulk_steps(stack.runtime, send_now(stack)) == 57
+    assert bulk_steps.run_bulk_steps(stack.runtime, send_now(stack)) == 0
+    delivered = counts(stack)
+    assert all(delivered.get(u) == {"いらっしゃいませ": 1} for u in users[4:])
+    assert not any(u in delivered for u in users[:4])
+    with stack.db.read() as session:
+        steps = session.execute(
+            select(SequenceEnrollment.next_step, func.count()).group_by(
+                SequenceEnrollment.next_step
+            )
+        ).all()
+    assert sorted(steps) == [(0, 4), (1, 57)]  # the blocked friends' steps were not moved
+
+
+def test_an_enrolment_locked_elsewhere_waits_for_the_next_pass(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A friend's own turn holds their enrolment: the bulk pass skips it (no waiting) and
+    goes on past it; the next pass plans it."""
+    if stack.db.is_sqlite:
+        pytest.skip("PostgreSQL's row locks (SQLite has one writer at a time)")
+    monkeypatch.setattr(bulk_steps, "CHUNK", 5)
+    users = enroll(stack, 23)
+    with stack.db.read() as session:
+        held = session.scalars(
+            select(SequenceEnrollment.id).order_by(SequenceEnrollment.id).offset(2).limit(1)
+        ).one()
+    send = send_now(stack)
+    with stack.db.write() as other:
+        other.execute(
+            select(SequenceEnrollment).where(SequenceEnrollment.id == held).with_for_update()
+        )
+        assert bulk_steps.run_bulk_steps(stack.runtime, send) == 22
+    assert bulk_steps.run_bulk_steps(stack.runtime, send) == 1
+    delivered = counts(stack)
+    assert all(delivered.get(u) == {"いらっしゃいませ": 1} for u in users)
