@@ -135,8 +135,9 @@ def _run_all_chunks(
     chunk mostly waits on the database. Each round claims in enrolment id order after the
     highest id the last round claimed. With statistics saying most enrolments are due,
     PostgreSQL reads them through the (friend, sequence) index, which still holds the ones
-    moved on: claiming from the start waded through all of those again each time (100,000
-    due took twice as long; a million would take minutes). After a round every row up to
+    moved on: claiming from the start waded through all of those again each time (planning
+    100,000 took 1.5 s instead of 1.1 s, and the waste grows with the square of the count).
+    After a round every row up to
     that id was taken by one of the planners, or was locked elsewhere (a friend's own turn:
     it goes in a later pass). A round in which no chunk was full took everything due."""
     ran = 0
