@@ -5,10 +5,12 @@ from __future__ import annotations
 import subprocess
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
+from sqlalchemy import insert, select
 
 from bot.app import create_app
 from bot.clock import FrozenClock
@@ -19,6 +21,7 @@ from bot.http_server import ServerThread
 from bot.runtime import Runtime
 from bot.timeouts import expire_due_conversations
 from storage.db import Database
+from storage.models import Friend
 
 SECRET = "test-channel-secret-0123456789"
 TOKEN = "test-channel-access-token-abcdefghijklmnop"
@@ -177,3 +180,23 @@ def wait_until_healthy(
             assert process.poll() is None, process.communicate()[0]
             assert time.monotonic() < deadline, f"{health_url} did not answer in {timeout} s"
             time.sleep(0.05)
+
+
+def add_friends(db: Database, count: int, first: int = 0) -> list[int]:
+    """`count` plain following friends (user ids numbered from `first`), written directly;
+    every friend's id, in order."""
+    created = datetime(2026, 11, 23, tzinfo=UTC)
+    with db.write() as session:
+        session.execute(
+            insert(Friend),
+            [
+                {
+                    "line_user_id": f"U{n:032x}",
+                    "display_name": "",
+                    "status": "following",
+                    "created_at": created,
+                }
+                for n in range(first, first + count)
+            ],
+        )
+        return list(session.scalars(select(Friend.id).order_by(Friend.id)))

@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from sqlalchemy import insert, text
+from sqlalchemy import text
 
 from storage.db import Database
 from storage.migrate import analyze
-from storage.models import Friend
+from tests.support import add_friends
 
 
 def test_analyze_gathers_statistics(db: Database) -> None:
-    now = datetime(2026, 11, 23, tzinfo=UTC)
-    with db.write() as session:
-        session.execute(
-            insert(Friend),
-            [
-                {
-                    "line_user_id": f"U{n:032x}",
-                    "display_name": "",
-                    "status": "following",
-                    "created_at": now,
-                }
-                for n in range(50)
-            ],
-        )
+    add_friends(db, 50)
     analyze(db.url)
     with db.read() as session:
         if db.is_sqlite:

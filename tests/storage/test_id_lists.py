@@ -3,34 +3,15 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import event, func, select
 
 from storage.db import Database
 from storage.id_lists import id_in
 from storage.models import Friend
-
-NOW = datetime(2026, 11, 23, tzinfo=UTC)
-
-
-def add_friends(db: Database, count: int) -> list[int]:
-    with db.write() as session:
-        session.execute(
-            insert(Friend),
-            [
-                {
-                    "line_user_id": f"U{n:032x}",
-                    "display_name": "",
-                    "status": "following",
-                    "created_at": NOW,
-                }
-                for n in range(count)
-            ],
-        )
-        return list(session.scalars(select(Friend.id).order_by(Friend.id)))
+from tests.support import add_friends
 
 
 @pytest.mark.parametrize("pick", ["none", "one", "every_third", "repeated", "unknown"])

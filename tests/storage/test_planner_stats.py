@@ -4,31 +4,13 @@ statistics were taken, and only then."""
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import insert, text
+from sqlalchemy import text
 
 from storage.db import Database
-from storage.models import Friend
 from storage.planner_stats import analyze_if_stale
-
-NOW = datetime(2026, 11, 23, tzinfo=UTC)
-
-
-def add_friends(db: Database, first: int, count: int) -> None:
-    with db.write() as session:
-        session.execute(
-            insert(Friend),
-            [
-                {
-                    "line_user_id": f"U{n:032x}",
-                    "display_name": "",
-                    "status": "following",
-                    "created_at": NOW,
-                }
-                for n in range(first, first + count)
-            ],
-        )
+from tests.support import add_friends
 
 
 def analysed_at(db: Database) -> datetime | None:
@@ -57,19 +39,19 @@ def counted_changes(db: Database, at_least: int) -> None:
 
 def test_a_table_analysed_only_when_much_of_it_changed(db: Database) -> None:
     if db.is_sqlite:
-        add_friends(db, 0, 50)
+        add_friends(db, 50)
         assert analyze_if_stale(db, "friends") is False  # SQLite: `stepline db upgrade` does
         return
     with db.write() as session:
         session.execute(text("ANALYZE friends"))
-    add_friends(db, 0, 400)
+    add_friends(db, 400)
     counted_changes(db, 400)
     before = analysed_at(db)
     assert analyze_if_stale(db, "friends") is True
     assert analysed_at(db) != before
     after = analysed_at(db)
     # A few changes on top (1% of the table): the statistics are still good.
-    add_friends(db, 400, 4)
+    add_friends(db, 4, first=400)
     counted_changes(db, 4)
     assert analyze_if_stale(db, "friends") is False
     assert analysed_at(db) == after
