@@ -75,14 +75,15 @@ def due_bulk_groups(runtime: Runtime, now: datetime) -> list[DueGroup]:
     return groups
 
 
-def run_bulk_steps(runtime: Runtime, send: SendRows) -> int:
-    """One pass over every due bulk step; returns how many friends' steps ran.
+def run_bulk_steps(runtime: Runtime, send: SendRows, now: datetime | None = None) -> int:
+    """One pass over every bulk step due at `now` (the clock's when not given); returns how
+    many friends' steps ran.
 
     Each chunk's rows are handed to `send` as soon as its transaction commits, so sending
     overlaps the planning of the next chunk. A friend appears at most once per (sequence)
     in a pass; the caller waits for the sends before the next pass, so a friend's steps
     reach LINE in order."""
-    now = runtime.clock.now()
+    now = now or runtime.clock.now()
     ran = 0
     groups = due_bulk_groups(runtime, now)
     if sum(group.count for group in groups) > 2 * CHUNK:

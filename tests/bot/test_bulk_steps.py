@@ -241,3 +241,22 @@ def test_an_enrolment_locked_elsewhere_waits_for_the_next_pass(
     assert bulk_steps.run_bulk_steps(stack.runtime, send) == 1
     delivered = counts(stack)
     assert all(delivered.get(u) == {"いらっしゃいませ": 1} for u in users)
+
+
+def test_a_step_falling_due_during_a_tick_waits_and_then_runs_in_bulk(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tick reads the clock once for both paths. Steps that come due after the bulk path
+    looked are left to the next tick, which runs them in bulk, rather than taken friend by
+    friend by the per-friend pass a moment later."""
+    users = enroll(stack, 30)  # their first step is due now
+    frozen = stack.clock.now
+    readings = iter([frozen() - timedelta(seconds=1)])  # the tick starts just before
+    monkeypatch.setattr(stack.clock, "now", lambda: next(readings, None) or frozen())
+    assert run_due_sequence_steps(stack.runtime) == 0
+    assert run_due_sequence_steps(stack.runtime) == 30
+    with stack.db.read() as session:
+        causes = session.scalars(select(OutboxMessage.cause).distinct()).all()
+    assert causes == ["sequence:campaign/0"]  # the bulk path's rows (per friend: no "/0")
+    delivered = counts(stack)
+    assert all(delivered.get(u) == {"いらっしゃいませ": 1} for u in users)
