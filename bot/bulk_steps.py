@@ -17,6 +17,7 @@ writer at a time. Either way a step is planned once.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -119,6 +120,16 @@ def _starts(runtime: Runtime, group: DueGroup, now: datetime) -> list[Start]:
         return [(s, a) for s, a in session.execute(statement.distinct().limit(CHUNK)).all()]
 
 
+class Keyset:
+    """Hands out claims in enrolment id order, one claim at a time, each after the highest id
+    the last one took (PostgreSQL's planners; see `_run_all_chunks`)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.after = 0  # every due id up to here was claimed, or locked elsewhere
+        self.exhausted = False  # a claim came back less than full: nothing due after `after`
+
+
 def _run_all_chunks(
     runtime: Runtime,
     sequence: SequenceDoc,
@@ -132,34 +143,35 @@ def _run_all_chunks(
     SQLite (one writer at a time) runs them one after the other, each claim reading the due
     index from its start: the enrolments moved on have left it.
 
-    On PostgreSQL `PLANNERS` run side by side (their claims skip each other's locked rows): a
-    chunk mostly waits on the database. Each round claims in enrolment id order after the
-    highest id the last round claimed. With statistics saying most enrolments are due,
-    PostgreSQL reads them through the (friend, sequence) index, which still holds the ones
-    moved on: claiming from the start waded through all of those again each time (planning
-    100,000 took 1.5 s instead of 1.1 s, and the waste grows with the square of the count).
-    After a round every row up to
-    that id was taken by one of the planners, or was locked elsewhere (a friend's own turn:
-    it goes in a later pass). A round in which no chunk was full took everything due."""
-    ran = 0
+    On PostgreSQL `PLANNERS` run side by side, since a chunk mostly waits on the database.
+    Their claims take turns (`Keyset`): each claims in enrolment id order after the highest
+    id the previous claim took, then moves its chunk on and queues it while the next planner
+    claims. So no claim wades through another planner's locked rows (side by side, the second
+    claim of a round skipped the first one's 5,000 one by one: 40-60 ms instead of 20), and
+    no planner waits for a round to end. Claiming from the start each time instead read the
+    enrolments already moved on again: with statistics saying most enrolments are due,
+    PostgreSQL reads them through the (friend, sequence) index, which still holds them
+    (planning 100,000 took 1.5 s instead of 1.1 s, and the waste grows with the square of
+    the count). A row up to the last claimed id that no claim took was locked elsewhere (a
+    friend's own turn): it goes in a later pass."""
     if runtime.db.is_sqlite:
+        ran = 0
         while True:
-            done, _ = _run_chunk(runtime, sequence, index, now, send, start, None)
+            done = _run_chunk(runtime, sequence, index, now, send, start, None)
             ran += done
             if done < CHUNK:
                 return ran
-    after = 0
+    keyset = Keyset()
+
+    def plan_until_exhausted() -> int:
+        ran = 0
+        while not keyset.exhausted:
+            ran += _run_chunk(runtime, sequence, index, now, send, start, keyset)
+        return ran
+
     with ThreadPoolExecutor(PLANNERS, thread_name_prefix="steps") as planners:
-        while True:
-            rounds = [
-                planners.submit(_run_chunk, runtime, sequence, index, now, send, start, after)
-                for _ in range(PLANNERS)
-            ]
-            results = [future.result() for future in rounds]
-            ran += sum(done for done, _ in results)
-            after = max((last for _, last in results if last is not None), default=after)
-            if max(done for done, _ in results) < CHUNK:
-                return ran
+        running = [planners.submit(plan_until_exhausted) for _ in range(PLANNERS)]
+        return sum(future.result() for future in running)
 
 
 def _run_chunk(
@@ -169,15 +181,26 @@ def _run_chunk(
     now: datetime,
     send: SendRows,
     start: Start | None,
-    after: int | None,
-) -> tuple[int, int | None]:
-    """Claim, move on and queue one chunk of due enrolments (with ids above `after` unless
-    it is None); (how many, the highest id claimed, None if none)."""
+    keyset: Keyset | None,
+) -> int:
+    """Claim (in `keyset`'s turn and order when given), move on and queue one chunk of due
+    enrolments; how many."""
     name = sequence.sequence
     with runtime.db.write() as session:
-        claimed = session.execute(_claim(runtime, name, index, now, start, after)).all()
+        if keyset is None:
+            claimed = session.execute(_claim(runtime, name, index, now, start, None)).all()
+        else:
+            with keyset.lock:
+                if keyset.exhausted:
+                    return 0
+                claimed = session.execute(
+                    _claim(runtime, name, index, now, start, keyset.after)
+                ).all()
+                if claimed:
+                    keyset.after = claimed[-1].id  # claimed in id order
+                keyset.exhausted = len(claimed) < CHUNK
         if not claimed:
-            return 0, None
+            return 0
         messages = _render(runtime, session, sequence, index, claimed[0].friend_id, now)
         tz = runtime.settings.tz
         if start is None:
@@ -211,7 +234,7 @@ def _run_chunk(
             )
     if rows:
         send(rows)
-    return len(claimed), max(row.id for row in claimed)
+    return len(claimed)
 
 
 def _due(
