@@ -291,7 +291,11 @@ def idle_tick(url: str, enrolled: int) -> None:
     from bot.config import Settings
     from bot.delivery.worker import DeliveryWorker
     from bot.runtime import Runtime
-    from bot.timeouts import expire_due_conversations, run_due_sequence_steps
+    from bot.timeouts import (
+        expire_due_conversations,
+        next_step_due_after,
+        run_due_sequence_steps,
+    )
 
     seed(url, enrolled, datetime.now(UTC) + timedelta(days=30))
     runtime = Runtime(
@@ -308,6 +312,7 @@ def idle_tick(url: str, enrolled: int) -> None:
     for _ in range(20):
         started = time.perf_counter()
         run_due_sequence_steps(runtime)
+        next_step_due_after(runtime, runtime.clock.now())  # when to wake for the next step
         expire_due_conversations(runtime)
         worker.tick()
         samples.append(time.perf_counter() - started)

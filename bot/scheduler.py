@@ -12,8 +12,10 @@ import logging
 import signal
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
+from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.schedulers.base import BaseScheduler
 from apscheduler.schedulers.blocking import BlockingScheduler
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
@@ -21,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemaining
 from bot.broadcasts import Runner
 from bot.delivery.worker import DeliveryWorker
 from bot.runtime import Runtime
-from bot.timeouts import expire_due_conversations, run_due_sequence_steps
+from bot.timeouts import expire_due_conversations, next_step_due_after, run_due_sequence_steps
 from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -71,14 +73,39 @@ def run_steps(runtime: Runtime, executor: Executor | None = None) -> None:
     run_due_sequence_steps(runtime, executor=executor)
 
 
+def wake_for_next_step(scheduler: BaseScheduler, runtime: Runtime, job_id: str = "steps") -> None:
+    """Bring the steps tick forward to the next step's due moment when that comes first, so
+    a step runs at its moment rather than up to a tick later.
+
+    Only a moment still ahead counts: a step already due but left (its friend's row was
+    locked, say) waits for the regular tick instead of spinning the job."""
+    job = scheduler.get_job(job_id)
+    if job is None or job.next_run_time is None:
+        return
+    now = runtime.clock.now()
+    due = next_step_due_after(runtime, now)
+    if due is None:
+        return
+    # The scheduler keeps real time; the runtime's clock may be offset (the demo's time
+    # machine), so wake after the same interval rather than at the same reading.
+    wake = datetime.now(UTC) + (due - now)
+    if wake < job.next_run_time:
+        job.modify(next_run_time=wake)
+
+
 def build_scheduler(
     jobs: list[tuple[str, Callable[[], Any], float]],
 ) -> BlockingScheduler:
+    """One interval job per tick, each first run as the worker starts (a restart catches up
+    at once rather than a tick later)."""
     scheduler = BlockingScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None}
     )
+    start = datetime.now(UTC)
     for name, function, seconds in jobs:
-        scheduler.add_job(function, "interval", seconds=seconds, id=name, name=name)
+        scheduler.add_job(
+            function, "interval", seconds=seconds, id=name, name=name, next_run_time=start
+        )
     return scheduler
 
 
@@ -100,10 +127,15 @@ def run_worker(
             run_broadcasts(runtime, worker)
             deliver(worker, console)
             return
+
+        def steps() -> None:
+            run_steps(runtime, worker.pool)
+            wake_for_next_step(scheduler, runtime)
+
         scheduler = build_scheduler(
             [
                 ("deliver", lambda: deliver(worker, console), tick_seconds),
-                ("steps", lambda: run_steps(runtime, worker.pool), tick_seconds),
+                ("steps", steps, tick_seconds),
                 ("broadcasts", lambda: run_broadcasts(runtime, worker), tick_seconds),
                 ("timeouts", lambda: sweep(runtime), sweep_seconds),
             ]

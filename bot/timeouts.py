@@ -8,7 +8,7 @@ from concurrent.futures import Executor, Future, wait
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bot.bulk_steps import run_bulk_steps
 from bot.delivery.outbox import queue_grouped
@@ -102,6 +102,16 @@ def run_due_sequence_steps(
     if ran:
         log.info("ran %d sequence step(s)", ran)
     return ran
+
+
+def next_step_due_after(runtime: Runtime, now: datetime) -> datetime | None:
+    """The earliest moment after `now` at which an active enrolment's step comes due."""
+    with runtime.db.read() as session:
+        return session.scalar(
+            select(func.min(SequenceEnrollment.next_due_at)).where(
+                SequenceEnrollment.status == "active", SequenceEnrollment.next_due_at > now
+            )
+        )
 
 
 def _run_personal_pass(
