@@ -2,7 +2,7 @@
 """Sequence benchmark: N friends with a step due in the same minute, sent by `stepline worker`.
 
     .venv/bin/python bench/sequences.py --friends 100000 [--backend sqlite|postgresql]
-        [--idle 1000000]
+        [--repeat 3] [--idle 1000000]
 
 Seeds N friends enrolled in a one-step sequence (`--sequences campaign`: the same text for
 everyone, sent as multicasts; `personal`: a text with the friend's own number, one push each),
@@ -248,7 +248,22 @@ def counts(url: str) -> dict[str, int]:
     }
 
 
-def one_run(url: str, friends: int, limits: str, sequence: str) -> None:
+def loop_ms() -> float:
+    """Milliseconds a fixed pure-Python loop takes (best of three): how fast this shared
+    machine's CPU is just now, printed with each run, since neighbours change it by 2x."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
+
+
+def one_run(url: str, friends: int, limits: str, sequence: str) -> float:
+    """One measured run; prints it and returns its ratio to the floor."""
+    speed = loop_ms()
     emulator_port = free_port()
     emulator_url = f"http://127.0.0.1:{emulator_port}"
     env = bench_env(url, FLOWS, emulator_port)
@@ -284,7 +299,13 @@ def one_run(url: str, friends: int, limits: str, sequence: str) -> None:
         f"{emulator_cpu:.2f} s, {counts(url)}",
         flush=True,
     )
-    print("  from due (s): " + ", ".join(f"{k} {v:.2f}" for k, v in steps.items()), flush=True)
+    print(
+        "  from due (s): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in steps.items())
+        + f"; CPU check before the run: {speed:.0f} ms",
+        flush=True,
+    )
+    return seconds / floor if floor else float("nan")
 
 
 def idle_tick(url: str, enrolled: int) -> None:
@@ -333,6 +354,13 @@ def main() -> None:
     parser.add_argument("--backend", default="sqlite", choices=["sqlite", "postgresql"])
     parser.add_argument("--idle", type=int, default=0, help="enrolled friends for the idle tick")
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of each (sequence, limits); the summary gives the best and the median ratio "
+        "(on a shared machine the best is the run least disturbed by neighbours)",
+    )
+    parser.add_argument(
         "--sequences",
         default="campaign",
         help="campaign (one identical step: multicast) and/or personal (one push per friend)",
@@ -345,7 +373,15 @@ def main() -> None:
         upgrade(url)
         for sequence in args.sequences.split(","):
             for limits in ("off", "default"):
-                one_run(url, args.friends, limits, sequence)
+                ratios = sorted(
+                    one_run(url, args.friends, limits, sequence) for _ in range(args.repeat)
+                )
+                if args.repeat > 1:
+                    print(
+                        f"{sequence:<9} rate limits {limits:<7}: ratio best {ratios[0]:.2f}, "
+                        f"median {ratios[len(ratios) // 2]:.2f} of {len(ratios)} runs",
+                        flush=True,
+                    )
         if args.idle:
             idle_tick(url, args.idle)
 
