@@ -28,6 +28,7 @@ from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 BACKLOG_WITH_PROGRESS = 1000  # show a progress line when a drain starts with this many due
+RERUNS = 3  # steps passes in a row for steps that came due while a pass ran
 
 
 def deliver(worker: DeliveryWorker, console: Console | None = None) -> None:
@@ -71,9 +72,6 @@ def run_broadcasts(runtime: Runtime, worker: DeliveryWorker) -> None:
 def run_steps(runtime: Runtime, executor: Executor | None = None) -> None:
     """Plan due sequence steps into the outbox (they are sent at once, or by `deliver`)."""
     run_due_sequence_steps(runtime, executor=executor)
-
-
-RERUNS = 3  # passes in a row for steps that came due while a pass ran
 
 
 def run_steps_on_time(
