@@ -99,12 +99,23 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 
 @main.command("worker")
-@click.option("--once", is_flag=True, help="Send what is due now, sweep timeouts, and exit.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Run what is due now (steps, broadcasts, sends, timeouts) and exit.",
+)
 @click.option("--batch", default=200, show_default=True, help="Rows claimed per tick.")
 @click.option("--threads", default=8, show_default=True, help="Concurrent sends.")
-@click.option("--tick", default=1.0, show_default=True, help="Seconds between delivery ticks.")
+@click.option(
+    "--tick",
+    default=1.0,
+    show_default=True,
+    help="Seconds between ticks (delivery, sequence steps, broadcasts); a step due between "
+    "two ticks runs at its moment.",
+)
 def worker(once: bool, batch: int, threads: int, tick: float) -> None:
-    """Send due messages (retries with the same retry key) and abandon timed-out flows.
+    """Run due sequence steps and broadcasts, send due messages (retries with the same retry
+    key) and abandon timed-out flows.
 
     Safe to run several at once (on PostgreSQL they share the work with SKIP LOCKED); never
     run it inside the web processes."""
