@@ -1,25 +1,29 @@
 """`stepline worker`'s ticks: a step known to come due before the next tick runs at its
-moment, not up to a tick later."""
+moment, not up to a tick later; steps that come due while a pass runs get another pass."""
 
 from __future__ import annotations
 
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import select
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import func, select
 
 from bot.clock import SystemClock
 from bot.emulator.app import create_emulator_app
 from bot.emulator.config import EmulatorConfig
 from bot.http_server import ServerThread
+from bot.scheduler import run_steps_on_time
 from storage.db import Database
 from storage.models import Friend, OutboxMessage, SequenceEnrollment
+from tests.bot.conftest import StackFactory
 from tests.delivery.killing import STEPLINE, wait_until_started, worker_env
-from tests.support import SECRET, TOKEN
+from tests.support import SECRET, TOKEN, Stack
 
 TICK = 6.0  # seconds: long, so a step sent on time cannot have been found by a tick
 
@@ -30,18 +34,21 @@ steps:
 """
 
 
-def enroll(db: Database, user_id: str, due: datetime) -> None:
-    now = datetime.now(UTC)
+def enroll(db: Database, user_id: str, due: datetime, now: datetime | None = None) -> None:
+    """Enrol the friend (added if the bot does not know them yet) with the step due at `due`."""
+    now = now or datetime.now(UTC)
     with db.write() as session:
-        friend = Friend(
-            line_user_id=user_id,
-            display_name="",
-            status="following",
-            followed_at=now,
-            created_at=now,
-        )
-        session.add(friend)
-        session.flush()
+        friend = session.scalars(select(Friend).where(Friend.line_user_id == user_id)).first()
+        if friend is None:
+            friend = Friend(
+                line_user_id=user_id,
+                display_name="",
+                status="following",
+                followed_at=now,
+                created_at=now,
+            )
+            session.add(friend)
+            session.flush()
         session.add(
             SequenceEnrollment(
                 friend_id=friend.id,
@@ -109,3 +116,58 @@ def test_a_step_due_between_ticks_is_sent_at_its_moment(db: Database, tmp_path: 
         assert texts == ["お時間です"]
     finally:
         emulator.stop()
+
+
+@pytest.fixture
+def stack(make_stack: StackFactory, tmp_path: Path) -> Stack:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "reminder.yaml").write_text(SEQUENCE, encoding="utf-8")
+    return make_stack(flows)
+
+
+def steps_job(scheduler: BackgroundScheduler, next_run: datetime) -> None:
+    """The worker's steps tick, next due at `next_run` (the scheduler is not started)."""
+    scheduler.add_job(lambda: None, "interval", seconds=60, id="steps", next_run_time=next_run)
+
+
+def sent_steps(stack: Stack) -> int:
+    with stack.db.read() as session:
+        return int(session.scalar(select(func.count()).select_from(OutboxMessage)) or 0)
+
+
+def test_steps_that_came_due_during_a_pass_get_another_pass_at_once(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = stack.user("花子")
+    user.follow()
+    due = stack.clock.now()
+    enroll(stack.db, user.user_id, due, now=due)
+    frozen = stack.clock.now
+    # The pass reads the clock just before the step's moment; by its end the step is due.
+    readings = iter([due - timedelta(seconds=1)] * 2)
+    monkeypatch.setattr(stack.clock, "now", lambda: next(readings, None) or frozen())
+    scheduler = BackgroundScheduler()
+    next_tick = datetime.now(UTC) + timedelta(seconds=60)
+    steps_job(scheduler, next_tick)
+    with ThreadPoolExecutor(2) as pool:
+        run_steps_on_time(scheduler, stack.runtime, pool)
+    assert sent_steps(stack) == 1
+    job = scheduler.get_job("steps")
+    assert job is not None and job.next_run_time == next_tick  # nothing left to wake for
+
+
+def test_a_step_due_before_the_next_tick_brings_the_tick_forward(stack: Stack) -> None:
+    user = stack.user("花子")
+    user.follow()
+    now = stack.clock.now()
+    enroll(stack.db, user.user_id, now + timedelta(seconds=30), now=now)
+    scheduler = BackgroundScheduler()
+    steps_job(scheduler, datetime.now(UTC) + timedelta(seconds=60))
+    with ThreadPoolExecutor(2) as pool:
+        run_steps_on_time(scheduler, stack.runtime, pool)
+    assert sent_steps(stack) == 0  # not due yet
+    job = scheduler.get_job("steps")
+    assert job is not None
+    ahead = (job.next_run_time - datetime.now(UTC)).total_seconds()
+    assert 25 < ahead <= 30  # the step's moment (the test's clock is frozen), not the tick's
