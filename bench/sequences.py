@@ -57,7 +57,7 @@ from storage.models import Friend, OutboxMessage, SequenceEnrollment  # noqa: E4
 
 VENV_BIN = Path(sys.executable).parent
 FLOWS = ROOT / "bench" / "flows_sequences"
-LEAD = 5.0  # seconds between making the steps due and their due moment
+LEAD_PER_100K = 5.0  # seconds between making the steps due and their due moment, per 100,000
 LIMITS = DEFAULT_LIMITS  # LINE's: push 2,000 requests/s, multicast 200 requests/s
 
 
@@ -176,11 +176,14 @@ def make_due_and_wait(
     engine = create_engine(url)
     watched = psutil.Process(proc.pid)
     peak = watched.memory_info().rss
-    # Due in LEAD seconds, all at once; meanwhile the tables are vacuumed and analysed, as
+    with engine.connect() as conn:
+        enrolled = int(conn.scalar(select(func.count()).select_from(SequenceEnrollment)) or 0)
+    lead = LEAD_PER_100K * max(1.0, enrolled / 100_000)
+    # Due in `lead` seconds, all at once; meanwhile the tables are vacuumed and analysed, as
     # autovacuum would have done in the days between the enrolments and their step (the
     # UPDATE leaves a dead version of every enrolment that the claims would wade through,
     # and the friends were seeded a moment ago: the worker would analyse them first).
-    due = datetime.now(UTC) + timedelta(seconds=LEAD)
+    due = datetime.now(UTC) + timedelta(seconds=lead)
     with engine.begin() as conn:
         conn.execute(update(SequenceEnrollment).values(next_due_at=due))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -188,7 +191,7 @@ def make_due_and_wait(
         for table in ("friends", "sequence_enrollments"):
             conn.execute(text(f"{vacuum} {table}"))
     if (wait := (due - datetime.now(UTC)).total_seconds()) < 0:
-        raise RuntimeError(f"vacuuming took {LEAD - wait:.1f} s, more than the {LEAD} s lead")
+        raise RuntimeError(f"vacuuming took {lead - wait:.1f} s, more than the {lead:.0f} s lead")
     with log.open("rb") as lines:
         lines.seek(0, os.SEEK_END)  # only what the worker logs from now on
         time.sleep(wait)
