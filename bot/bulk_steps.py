@@ -156,11 +156,9 @@ def _run_all_chunks(
     friend's own turn): it goes in a later pass."""
     if runtime.db.is_sqlite:
         ran = 0
-        while True:
-            done = _run_chunk(runtime, sequence, index, now, send, start, None)
+        while (done := _run_chunk(runtime, sequence, index, now, send, start, None)) == CHUNK:
             ran += done
-            if done < CHUNK:
-                return ran
+        return ran + done
     keyset = Keyset()
 
     def plan_until_exhausted() -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 import requests
 from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
 
 from bot.app import create_app
 from bot.clock import FrozenClock
@@ -21,7 +22,7 @@ from bot.http_server import ServerThread
 from bot.runtime import Runtime
 from bot.timeouts import expire_due_conversations
 from storage.db import Database
-from storage.models import Friend
+from storage.models import Friend, SequenceEnrollment
 
 SECRET = "test-channel-secret-0123456789"
 TOKEN = "test-channel-access-token-abcdefghijklmnop"
@@ -200,3 +201,33 @@ def add_friends(db: Database, count: int, first: int = 0) -> list[int]:
             ],
         )
         return list(session.scalars(select(Friend.id).order_by(Friend.id)))
+
+
+def enroll_friend(
+    session: Session, line_user_id: str, sequence: str, due: datetime, now: datetime
+) -> None:
+    """Enrol the friend (added as following when the bot does not know them yet) in
+    `sequence`, its first step due at `due`."""
+    friend = session.scalars(select(Friend).where(Friend.line_user_id == line_user_id)).first()
+    if friend is None:
+        friend = Friend(
+            line_user_id=line_user_id,
+            display_name="",
+            status="following",
+            followed_at=now,
+            created_at=now,
+        )
+        session.add(friend)
+        session.flush()
+    session.add(
+        SequenceEnrollment(
+            friend_id=friend.id,
+            sequence=sequence,
+            status="active",
+            started_at=now,
+            next_step=0,
+            next_due_at=due,
+            updated_at=now,
+            reason="test",
+        )
+    )

@@ -20,10 +20,10 @@ from bot.emulator.config import EmulatorConfig
 from bot.http_server import ServerThread
 from bot.scheduler import run_steps_on_time
 from storage.db import Database
-from storage.models import Friend, OutboxMessage, SequenceEnrollment
+from storage.models import OutboxMessage
 from tests.bot.conftest import StackFactory
 from tests.delivery.killing import STEPLINE, wait_until_started, worker_env
-from tests.support import SECRET, TOKEN, Stack
+from tests.support import SECRET, TOKEN, Stack, enroll_friend
 
 TICK = 6.0  # seconds: long, so a step sent on time cannot have been found by a tick
 
@@ -35,32 +35,8 @@ steps:
 
 
 def enroll(db: Database, user_id: str, due: datetime, now: datetime | None = None) -> None:
-    """Enrol the friend (added if the bot does not know them yet) with the step due at `due`."""
-    now = now or datetime.now(UTC)
     with db.write() as session:
-        friend = session.scalars(select(Friend).where(Friend.line_user_id == user_id)).first()
-        if friend is None:
-            friend = Friend(
-                line_user_id=user_id,
-                display_name="",
-                status="following",
-                followed_at=now,
-                created_at=now,
-            )
-            session.add(friend)
-            session.flush()
-        session.add(
-            SequenceEnrollment(
-                friend_id=friend.id,
-                sequence="reminder",
-                status="active",
-                started_at=now,
-                next_step=0,
-                next_due_at=due,
-                updated_at=now,
-                reason="test",
-            )
-        )
+        enroll_friend(session, user_id, "reminder", due, now or datetime.now(UTC))
 
 
 @pytest.mark.slow

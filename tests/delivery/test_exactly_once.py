@@ -17,9 +17,9 @@ from bot.emulator.app import create_emulator_app
 from bot.emulator.config import EmulatorConfig
 from bot.http_server import ServerThread
 from storage.db import Database
-from storage.models import Friend, OutboxMessage, SequenceEnrollment
+from storage.models import OutboxMessage, SequenceEnrollment
 from tests.delivery.killing import kill_workers_until_done, worker_env
-from tests.support import SECRET, TOKEN
+from tests.support import SECRET, TOKEN, enroll_friend
 
 FRIENDS = 40
 
@@ -42,27 +42,7 @@ def plan(db: Database, users: list[str]) -> None:
     now = datetime.now(UTC)
     with db.write() as session:
         for user_id in users:
-            friend = Friend(
-                line_user_id=user_id,
-                display_name="",
-                status="following",
-                followed_at=now,
-                created_at=now,
-            )
-            session.add(friend)
-            session.flush()
-            session.add(
-                SequenceEnrollment(
-                    friend_id=friend.id,
-                    sequence="drip",
-                    status="active",
-                    started_at=now,
-                    next_step=0,
-                    next_due_at=now,
-                    updated_at=now,
-                    reason="test",
-                )
-            )
+            enroll_friend(session, user_id, "drip", now, now)
 
 
 def unfinished(db: Database) -> int:
