@@ -369,6 +369,8 @@ def main() -> None:
         help="campaign (one identical step: multicast) and/or personal (one push per friend)",
     )
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, not {args.repeat}")
     print(
         f"machine: {platform.platform()}, {os.cpu_count()} cpu, python {platform.python_version()}"
     )
