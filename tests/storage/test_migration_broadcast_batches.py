@@ -4,32 +4,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from alembic import command
 from sqlalchemy import create_engine, inspect, text
 
 from storage.migrate import alembic_config, upgrade
-from tests.conftest import postgres_schema
 
 BROADCAST = (
     "INSERT INTO broadcasts (id, segment, messages, send_at, status, dry_run, cursor,"
     " queued_all, created_at) VALUES (:id, '\"s\"', '[]', '2026-12-01 00:00:00',"
     " :status, false, :cursor, :queued_all, '2026-12-01 00:00:00')"
 )
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """A database with no tables yet (the migrations are run by the test)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('migrate') / 'm.db'}"
-        return
-    with postgres_schema("m") as url:
-        yield url
 
 
 def test_an_open_broadcast_keeps_its_place_across_0007(empty_url: str) -> None:
