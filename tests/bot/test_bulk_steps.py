@@ -219,6 +219,21 @@ def test_many_small_chunks_reach_every_friend_once(
     assert sorted(steps) == [(0, 4), (1, 57)]  # the blocked friends' steps were not moved
 
 
+def test_the_first_chunk_is_smaller_so_its_multicast_leaves_sooner(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first claim takes `FIRST_CHUNK`, the rest `CHUNK`: with 3 and 7, 57 friends go as
+    one multicast of 3, seven of 7 and the remaining 5, each friend in exactly one."""
+    monkeypatch.setattr(bulk_steps, "CHUNK", 7)
+    monkeypatch.setattr(bulk_steps, "FIRST_CHUNK", 3)
+    users = enroll(stack, 57)
+    assert bulk_steps.run_bulk_steps(stack.runtime, send_now(stack)) == 57
+    multicasts = requests_to(stack, "/v2/bot/message/multicast")
+    recipients = [r["body"]["to"] for r in multicasts]  # type: ignore[index]
+    assert sorted(len(to) for to in recipients) == [3, 5, 7, 7, 7, 7, 7, 7, 7]
+    assert sorted(u for to in recipients for u in to) == sorted(users)
+
+
 def test_an_enrolment_locked_elsewhere_waits_for_the_next_pass(
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
