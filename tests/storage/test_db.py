@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 
 from storage.db import Database
 from storage.models import Base, Friend, WebhookEvent
 from storage.upsert import insert_ignore
+from tests.conftest import POSTGRES_URL
 
 
 def test_migrations_create_exactly_the_models(db: Database) -> None:
@@ -92,6 +93,29 @@ def test_sqlite_uses_wal_and_immediate_transactions(db: Database) -> None:
 def test_ping(db: Database) -> None:
     assert db.ping()
     assert not Database("postgresql+psycopg://nobody@127.0.0.1:1/none").ping()
+
+
+def _backend_pid(db: Database) -> int:
+    with db.write() as session:
+        return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(pid: int) -> None:
+    """What a PostgreSQL restart does to a pooled connection: the server closes it."""
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    admin.dispose()
+
+
+def test_a_connection_the_server_closed_is_replaced_before_use(db: Database) -> None:
+    """A PostgreSQL restart closes the pooled connections: the next transaction gets a new
+    one instead of failing (`pool_pre_ping`)."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's connections (SQLite has no server)")
+    closed = _backend_pid(db)
+    _terminate(closed)
+    assert _backend_pid(db) != closed
 
 
 def _increment_many(url: str, times: int) -> None:
