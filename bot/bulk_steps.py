@@ -1,12 +1,16 @@
-"""Set-based sequence steps: a step that sends everyone the same thing, run for thousands of
-friends per statement.
+"""Set-based sequence steps: a step that only says something, run for thousands of friends
+per statement.
 
-Most steps of a campaign (ステップ配信) are plain: the same text for everyone, no `when`, no
-`do`. Running them friend by friend through the engine costs ~0.5 ms each, so 100,000 friends
-due in one minute would take most of a minute; here one chunk of up to `CHUNK` enrolments is
-claimed with one query, moved on with a handful of UPDATEs (friends whose next step falls at
-the same moment share one) and queued as multicast rows, all in one transaction. Anything
-personal (a `when`, actions, a template) goes through the per-friend path instead.
+Most steps of a campaign (ステップ配信) only say something: no `when`, no `do`. Running them
+friend by friend through the engine costs ~2 ms each (a query for each friend's enrolment,
+an UPDATE, an INSERT), so 100,000 friends due in one minute would take minutes; here one
+chunk of up to `CHUNK` enrolments is claimed with one query, moved on with a handful of
+UPDATEs (friends whose next step falls at the same moment share one) and queued, all in one
+transaction. A step that says the same to everyone is rendered once and queued as multicast
+rows; one with templates (`{{ friend.name }}様`) is rendered in each friend's own
+turn, exactly as the per-friend path would, and queued as pushes (friends whose messages
+come out the same share a multicast). A step with a `when` or actions goes through the
+per-friend path instead.
 
 Claiming: PostgreSQL locks the enrolment rows `FOR UPDATE SKIP LOCKED`, so workers never wait
 on each other and never take the same rows; the per-friend path locks its enrolment too
@@ -30,8 +34,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from bot.catalogue.models import SequenceDoc
-from bot.delivery.outbox import queue_for_friend, queue_multicast
-from bot.engine.sequences import is_bulk_step, plan_from, say_step
+from bot.delivery.outbox import queue_for_friend, queue_grouped, queue_multicast
+from bot.engine.sequences import is_bulk_step, is_personal_step, plan_from, say_step
 from bot.runtime import Runtime
 from storage.id_lists import id_in
 from storage.models import Friend, OutboxMessage, SequenceEnrollment
@@ -57,6 +61,7 @@ class DueGroup:
     sequence: str
     step: int
     count: int
+    personal: bool = False  # its messages are templates, rendered for each friend
 
 
 def due_bulk_groups(runtime: Runtime, now: datetime) -> list[DueGroup]:
@@ -76,7 +81,7 @@ def due_bulk_groups(runtime: Runtime, now: datetime) -> list[DueGroup]:
             and index < len(sequence.steps)
             and is_bulk_step(sequence.steps[index])
         ):
-            groups.append(DueGroup(name, index, count))
+            groups.append(DueGroup(name, index, count, is_personal_step(sequence.steps[index])))
     return groups
 
 
@@ -105,7 +110,7 @@ def run_bulk_steps(runtime: Runtime, send: SendRows, now: datetime | None = None
         # (a plan per friend) go the general way.
         by_start: list[Start | None] = list(starts) if len(starts) * 20 <= group.count else [None]
         for start in by_start:
-            ran += _run_all_chunks(runtime, sequence, group.step, now, send, start)
+            ran += _run_all_chunks(runtime, sequence, group, now, send, start)
     if ran:
         log.info("ran %d sequence step(s) in bulk", ran)
     return ran
@@ -142,7 +147,7 @@ class Keyset:
 def _run_all_chunks(
     runtime: Runtime,
     sequence: SequenceDoc,
-    index: int,
+    group: DueGroup,
     now: datetime,
     send: SendRows,
     start: Start | None,
@@ -165,7 +170,7 @@ def _run_all_chunks(
     friend's own turn): it goes in a later pass."""
     if runtime.db.is_sqlite:
         ran, size = 0, first_chunk()
-        while (done := _run_chunk(runtime, sequence, index, now, send, start, size)) == size:
+        while (done := _run_chunk(runtime, sequence, group, now, send, start, size)) == size:
             ran, size = ran + done, CHUNK
         return ran + done
     keyset = Keyset()
@@ -173,7 +178,7 @@ def _run_all_chunks(
     def plan_until_exhausted() -> int:
         ran = 0
         while not keyset.exhausted:
-            ran += _run_chunk(runtime, sequence, index, now, send, start, keyset)
+            ran += _run_chunk(runtime, sequence, group, now, send, start, keyset)
         return ran
 
     with ThreadPoolExecutor(PLANNERS, thread_name_prefix="steps") as planners:
@@ -184,7 +189,7 @@ def _run_all_chunks(
 def _run_chunk(
     runtime: Runtime,
     sequence: SequenceDoc,
-    index: int,
+    group: DueGroup,
     now: datetime,
     send: SendRows,
     start: Start | None,
@@ -192,7 +197,7 @@ def _run_chunk(
 ) -> int:
     """Claim a chunk of due enrolments (of `claims` many, or in the keyset's turn, order and
     size), move it on and queue it; how many."""
-    name = sequence.sequence
+    name, index = sequence.sequence, group.step
     with runtime.db.write() as session:
         if isinstance(claims, int):
             claimed = session.execute(_claim(runtime, name, index, now, start, claims, None)).all()
@@ -210,7 +215,10 @@ def _run_chunk(
                 keyset.size = CHUNK
         if not claimed:
             return 0
-        messages = _render(runtime, session, sequence, index, claimed[0].friend_id, now)
+        if group.personal:
+            planned = _render_each(runtime, session, sequence, index, claimed, now)
+        else:
+            messages = _render(runtime, session, sequence, index, claimed[0].friend_id, now)
         tz = runtime.settings.tz
         if start is None:
             _move_on(session, sequence, index, claimed, tz, now, sqlite=runtime.db.is_sqlite)
@@ -218,7 +226,11 @@ def _run_chunk(
             plan = plan_from(sequence, index + 1, start[0], start[1], tz, now)
             _set_plan(session, [r.id for r in claimed], plan, now, sqlite=runtime.db.is_sqlite)
         cause, owner, lease = f"sequence:{name}/{index}", runtime.sender.owner, runtime.sender.lease
-        if len(claimed) == 1:  # one friend: a push, as the per-friend path would send
+        if group.personal:  # pushes, or multicasts to friends whose messages came out the same
+            rows = queue_grouped(
+                session, planned, cause=cause, now=now, claim_for=owner, lease=lease
+            )
+        elif len(claimed) == 1:  # one friend: a push, as the per-friend path would send
             friend = session.get(Friend, claimed[0].friend_id)
             assert friend is not None
             rows = queue_for_friend(
@@ -317,6 +329,38 @@ def _render(
     )
     say_step(turn, sequence.steps[index])
     return turn.outgoing
+
+
+def _render_each(
+    runtime: Runtime,
+    session: Session,
+    sequence: SequenceDoc,
+    index: int,
+    claimed: Sequence[Row[Any]],
+    now: datetime,
+) -> list[tuple[Friend, list[dict[str, Any]]]]:
+    """Each claimed friend's messages of a step with templates, rendered in the friend's own
+    turn, as the per-friend path renders them (a template reading fields, tags or answers
+    queries them for that friend)."""
+    ids = [row.friend_id for row in claimed]
+    friends = {
+        friend.id: friend
+        for friend in session.scalars(
+            select(Friend).where(id_in(Friend.id, ids, sqlite=runtime.db.is_sqlite))
+        )
+    }
+    catalogue, tag_ids, cause = (
+        runtime.catalogue,
+        runtime.tag_ids.fork(),
+        f"sequence:{sequence.sequence}",
+    )
+    planned = []
+    for friend_id in ids:
+        friend = friends[friend_id]
+        turn = runtime.new_turn(session, friend, catalogue, now, tag_ids, cause)
+        say_step(turn, sequence.steps[index])
+        planned.append((friend, turn.outgoing))
+    return planned
 
 
 def _move_on(

@@ -62,8 +62,8 @@ def run_due_sequence_steps(
     """Run every sequence step that is due; returns how many steps ran (or were skipped by
     their `when`).
 
-    Plain steps (the same messages for everyone, nothing to decide or do) run set-based, in
-    passes (`bot.bulk_steps`); the rest friend by friend (`_run_chunk`). Either way the
+    Steps that only say something (nothing to decide or do) run set-based, in passes
+    (`bot.bulk_steps`); the rest friend by friend (`_run_chunk`). Either way the
     messages are queued and the enrolments moved on in one transaction, then the rows are
     sent — on `executor` when given, so sending overlaps planning. A step is therefore
     planned once, whatever crashes or workers."""

@@ -272,9 +272,12 @@ def plan_from(
 
 
 def is_bulk_step(step: SequenceStep) -> bool:
-    """True if the step sends the same thing to everyone and changes nothing: no `when`, no
-    `do`, no template in its messages. Such steps can run for many friends at once."""
-    if step.when is not None or step.do:
-        return False
+    """True if the step only says something: no `when` to decide, no `do` to change anything.
+    Such steps can run for many friends at once (`bot.bulk_steps`)."""
+    return step.when is None and not step.do
+
+
+def is_personal_step(step: SequenceStep) -> bool:
+    """True if the step's messages are templates: each friend's are rendered for them."""
     content = step.model_dump_json(include={"text", "quick_replies", "messages"})
-    return not contains_template(content)
+    return contains_template(content)

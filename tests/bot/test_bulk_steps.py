@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import requests
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from bot import bulk_steps
 from bot.app import create_app
@@ -43,9 +43,11 @@ def stack(make_stack: StackFactory, tmp_path: Path) -> Stack:
     return make_stack(flows)
 
 
-def enroll(stack: Stack, count: int, *, blocked: int = 0) -> list[str]:
-    """`count` friends (the first `blocked` of them blocked) enrolled now, known to the
-    emulator as friends."""
+def enroll(
+    stack: Stack, count: int, *, blocked: int = 0, sequence: str = "campaign", step: int = 0
+) -> list[str]:
+    """`count` friends (the first `blocked` of them blocked) enrolled now in `sequence`, with
+    its `step` due now, known to the emulator as friends."""
     now = stack.clock.now()
     users = [f"U{uuid.uuid4().hex}" for _ in range(count)]
     requests.post(
@@ -71,10 +73,10 @@ def enroll(stack: Stack, count: int, *, blocked: int = 0) -> list[str]:
             [
                 {
                     "friend_id": friend_id,
-                    "sequence": "campaign",
+                    "sequence": sequence,
                     "status": "active",
                     "started_at": now,
-                    "next_step": 0,
+                    "next_step": step,
                     "next_due_at": now,
                     "updated_at": now,
                     "reason": "test",
@@ -232,6 +234,60 @@ def test_the_first_chunk_is_smaller_so_its_multicast_leaves_sooner(
     recipients = [r["body"]["to"] for r in multicasts]  # type: ignore[index]
     assert sorted(len(to) for to in recipients) == [3, 5, 7, 7, 7, 7, 7, 7, 7]
     assert sorted(u for to in recipients for u in to) == sorted(users)
+
+
+def test_a_step_with_a_template_runs_in_bulk_rendered_for_each_friend(stack: Stack) -> None:
+    """Step 2 (`{{ friend.line_user_id }} 様へ`) has no `when` and no actions: the bulk pass
+    renders it in each friend's own turn and pushes it, one per friend, the blocked left to
+    the per-friend path."""
+    users = enroll(stack, 40, blocked=2, step=2)
+    assert bulk_steps.run_bulk_steps(stack.runtime, send_now(stack)) == 38
+    pushes = requests_to(stack, "/v2/bot/message/push")
+    sent = {r["body"]["to"]: r["body"]["messages"] for r in pushes}  # type: ignore[index]
+    assert sorted(sent) == sorted(users[2:])
+    assert all(messages == [{"type": "text", "text": f"{u} 様へ"}] for u, messages in sent.items())
+    assert requests_to(stack, "/v2/bot/message/multicast") == []
+    with stack.db.read() as session:
+        causes = session.scalars(select(OutboxMessage.cause).distinct()).all()
+        steps = session.execute(
+            select(SequenceEnrollment.next_step, func.count()).group_by(
+                SequenceEnrollment.next_step
+            )
+        ).all()
+    assert causes == ["sequence:campaign/2"]  # the bulk path's rows
+    assert sorted(steps) == [(2, 2), (3, 38)]
+
+
+GREETING = """\
+sequence: greeting
+steps:
+  - {after: 0m, text: "{{ friend.name }}様、こんにちは"}
+"""
+
+
+def test_friends_whose_messages_render_the_same_share_a_multicast(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    (flows / "greeting.yaml").write_text(GREETING, encoding="utf-8")
+    stack = make_stack(flows)
+    users = enroll(stack, 6, sequence="greeting")
+    names = dict(zip(users, ["佐藤", "佐藤", "鈴木", "佐藤", "田中", "佐藤"], strict=True))
+    with stack.db.write() as session:
+        for user, name in names.items():
+            session.execute(
+                update(Friend).where(Friend.line_user_id == user).values(display_name=name)
+            )
+    assert bulk_steps.run_bulk_steps(stack.runtime, send_now(stack)) == 6
+    [multicast] = requests_to(stack, "/v2/bot/message/multicast")
+    assert sorted(multicast["body"]["to"]) == sorted(u for u, n in names.items() if n == "佐藤")  # type: ignore[index]
+    assert multicast["body"]["messages"] == [{"type": "text", "text": "佐藤様、こんにちは"}]  # type: ignore[index]
+    pushes = {
+        r["body"]["to"]: r["body"]["messages"][0]["text"]
+        for r in requests_to(stack, "/v2/bot/message/push")
+    }  # type: ignore[index]
+    assert pushes == {u: f"{n}様、こんにちは" for u, n in names.items() if n != "佐藤"}
 
 
 def test_an_enrolment_locked_elsewhere_waits_for_the_next_pass(
