@@ -48,6 +48,9 @@ CHUNK = 5000  # enrolments per transaction: ten multicasts, a short write lock
 # ~50 ms to plan, and under LINE's rate limit (200 multicasts/s) every request the bucket
 # could have taken in that time is a request the end waits for.
 FIRST_CHUNK = 1000
+# A step with templates costs a turn and a push row per friend, so its chunks are smaller:
+# the per-chunk costs matter less there, and memory stays at a 1,000 friends' worth per planner.
+PERSONAL_CHUNK = 1000
 PLANNERS = 2  # chunks planned side by side on PostgreSQL
 
 Enrollments = cast(Table, SequenceEnrollment.__table__)
@@ -129,19 +132,21 @@ def _starts(runtime: Runtime, group: DueGroup, now: datetime) -> list[Start]:
         return [(s, a) for s, a in session.execute(statement.distinct().limit(CHUNK)).all()]
 
 
-def first_chunk() -> int:
-    return min(FIRST_CHUNK, CHUNK)
+def chunk_sizes(group: DueGroup) -> tuple[int, int]:
+    """How many enrolments the first claim of a run takes, and each one after."""
+    full = min(PERSONAL_CHUNK, CHUNK) if group.personal else CHUNK
+    return min(FIRST_CHUNK, full), full
 
 
 class Keyset:
     """Hands out claims in enrolment id order, one claim at a time, each after the highest id
     the last one took (PostgreSQL's planners; see `_run_all_chunks`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: int, full: int) -> None:
         self.lock = threading.Lock()
         self.after = 0  # every due id up to here was claimed, or locked elsewhere
         self.exhausted = False  # a claim came back less than full: nothing due after `after`
-        self.size = first_chunk()  # how many the next claim asks for
+        self.size, self.full = first, full  # how many the next claim asks for, and the rest
 
 
 def _run_all_chunks(
@@ -169,11 +174,11 @@ def _run_all_chunks(
     the count). A row up to the last claimed id that no claim took was locked elsewhere (a
     friend's own turn): it goes in a later pass."""
     if runtime.db.is_sqlite:
-        ran, size = 0, first_chunk()
+        ran, (size, full) = 0, chunk_sizes(group)
         while (done := _run_chunk(runtime, sequence, group, now, send, start, size)) == size:
-            ran, size = ran + done, CHUNK
+            ran, size = ran + done, full
         return ran + done
-    keyset = Keyset()
+    keyset = Keyset(*chunk_sizes(group))
 
     def plan_until_exhausted() -> int:
         ran = 0
@@ -212,7 +217,7 @@ def _run_chunk(
                 if claimed:
                     keyset.after = claimed[-1].id  # claimed in id order
                 keyset.exhausted = len(claimed) < keyset.size
-                keyset.size = CHUNK
+                keyset.size = keyset.full
         if not claimed:
             return 0
         if group.personal:

@@ -15,7 +15,7 @@ import pytest
 import requests
 from sqlalchemy import func, insert, select, update
 
-from bot import bulk_steps
+from bot import bulk_steps, timeouts
 from bot.app import create_app
 from bot.runtime import Runtime
 from bot.timeouts import run_due_sequence_steps
@@ -236,10 +236,13 @@ def test_the_first_chunk_is_smaller_so_its_multicast_leaves_sooner(
     assert sorted(u for to in recipients for u in to) == sorted(users)
 
 
-def test_a_step_with_a_template_runs_in_bulk_rendered_for_each_friend(stack: Stack) -> None:
+def test_a_step_with_a_template_runs_in_bulk_rendered_for_each_friend(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Step 2 (`{{ friend.line_user_id }} 様へ`) has no `when` and no actions: the bulk pass
-    renders it in each friend's own turn and pushes it, one per friend, the blocked left to
-    the per-friend path."""
+    renders it in each friend's own turn and pushes it, one per friend (in chunks of 7 here),
+    the blocked left to the per-friend path."""
+    monkeypatch.setattr(bulk_steps, "PERSONAL_CHUNK", 7)
     users = enroll(stack, 40, blocked=2, step=2)
     assert bulk_steps.run_bulk_steps(stack.runtime, send_now(stack)) == 38
     pushes = requests_to(stack, "/v2/bot/message/push")
@@ -256,6 +259,45 @@ def test_a_step_with_a_template_runs_in_bulk_rendered_for_each_friend(stack: Sta
         ).all()
     assert causes == ["sequence:campaign/2"]  # the bulk path's rows
     assert sorted(steps) == [(2, 2), (3, 38)]
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A thread pool that counts the sends handed to it and not finished; the most at once."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self.lock = threading.Lock()
+        self.unsent = self.most = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        with self.lock:
+            self.unsent += 1
+            self.most = max(self.most, self.unsent)
+
+        def run() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self.lock:
+                    self.unsent -= 1
+
+        return super().submit(run)
+
+
+def test_planning_waits_while_too_many_rows_are_unsent(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planning outruns one sender thread: with at most 10 rows unsent, a planner waits after
+    handing over its chunk of 7 (memory stays flat however many personal steps are due)."""
+    monkeypatch.setattr(timeouts, "MAX_UNSENT", 10)
+    monkeypatch.setattr(bulk_steps, "PERSONAL_CHUNK", 7)
+    users = enroll(stack, 80, step=2)
+    with CountingExecutor(1) as executor:
+        assert timeouts.run_due_sequence_steps(stack.runtime, executor=executor) == 80
+    # Each planner (two side by side on PostgreSQL) may hand over one chunk before it waits.
+    assert executor.most <= 10 + bulk_steps.PLANNERS * 7
+    delivered = counts(stack)
+    assert all(delivered[u] == {f"{u} 様へ": 1} for u in users)
 
 
 GREETING = """\
