@@ -34,7 +34,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session
 
 from bot.catalogue.models import SequenceDoc
-from bot.delivery.outbox import queue_for_friend, queue_grouped, queue_multicast
+from bot.delivery.outbox import queue_grouped, queue_multicast
 from bot.engine.sequences import is_bulk_step, is_personal_step, plan_from, say_step
 from bot.runtime import Runtime
 from storage.id_lists import id_in
@@ -220,10 +220,11 @@ def _run_chunk(
                 keyset.size = keyset.full
         if not claimed:
             return 0
-        if group.personal:
-            planned = _render_each(runtime, session, sequence, index, claimed, now)
-        else:
-            messages = _render(runtime, session, sequence, index, claimed[0].friend_id, now)
+        # With templates each friend's turn renders their own messages; without, one
+        # friend's turn renders the messages for everyone.
+        planned = _render(
+            runtime, session, sequence, index, claimed if group.personal else claimed[:1], now
+        )
         tz = runtime.settings.tz
         if start is None:
             _move_on(session, sequence, index, claimed, tz, now, sqlite=runtime.db.is_sqlite)
@@ -231,28 +232,17 @@ def _run_chunk(
             plan = plan_from(sequence, index + 1, start[0], start[1], tz, now)
             _set_plan(session, [r.id for r in claimed], plan, now, sqlite=runtime.db.is_sqlite)
         cause, owner, lease = f"sequence:{name}/{index}", runtime.sender.owner, runtime.sender.lease
-        if group.personal:  # pushes, or multicasts to friends whose messages came out the same
+        if group.personal or len(claimed) == 1:
+            # Pushes (a multicast to friends whose messages came out the same), as the
+            # per-friend path would send them.
             rows = queue_grouped(
                 session, planned, cause=cause, now=now, claim_for=owner, lease=lease
-            )
-        elif len(claimed) == 1:  # one friend: a push, as the per-friend path would send
-            friend = session.get(Friend, claimed[0].friend_id)
-            assert friend is not None
-            rows = queue_for_friend(
-                session,
-                friend,
-                messages,
-                reply_token=None,
-                cause=cause,
-                now=now,
-                claim_for=owner,
-                lease=lease,
             )
         else:
             rows = queue_multicast(
                 session,
                 [row.line_user_id for row in claimed],
-                messages,
+                planned[0][1],
                 cause=cause,
                 now=now,
                 claim_for=owner,
@@ -321,32 +311,12 @@ def _render(
     session: Session,
     sequence: SequenceDoc,
     index: int,
-    friend_id: int,
-    now: datetime,
-) -> list[dict[str, Any]]:
-    """The step's messages, built exactly as the per-friend path builds them (the step has
-    no template, so any friend's turn renders the same thing)."""
-    friend = session.get(Friend, friend_id)
-    assert friend is not None
-    catalogue = runtime.catalogue
-    turn = runtime.new_turn(
-        session, friend, catalogue, now, runtime.tag_ids.fork(), f"sequence:{sequence.sequence}"
-    )
-    say_step(turn, sequence.steps[index])
-    return turn.outgoing
-
-
-def _render_each(
-    runtime: Runtime,
-    session: Session,
-    sequence: SequenceDoc,
-    index: int,
     claimed: Sequence[Row[Any]],
     now: datetime,
 ) -> list[tuple[Friend, list[dict[str, Any]]]]:
-    """Each claimed friend's messages of a step with templates, rendered in the friend's own
-    turn, as the per-friend path renders them (a template reading fields, tags or answers
-    queries them for that friend)."""
+    """Each claimed friend's messages of the step, rendered in the friend's own turn exactly
+    as the per-friend path renders them (a template reading fields, tags or answers queries
+    them for that friend)."""
     ids = [row.friend_id for row in claimed]
     friends = {
         friend.id: friend
