@@ -231,3 +231,12 @@ def enroll_friend(
             reason="test",
         )
     )
+
+
+def write_flows(directory: Path, **documents: str) -> Path:
+    """A flows directory under `directory` holding `<name>.yaml` for each document."""
+    flows = directory / "flows"
+    flows.mkdir()
+    for name, text in documents.items():
+        (flows / f"{name}.yaml").write_text(text, encoding="utf-8")
+    return flows

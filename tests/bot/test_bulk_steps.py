@@ -21,7 +21,7 @@ from bot.runtime import Runtime
 from bot.timeouts import run_due_sequence_steps
 from storage.models import Friend, OutboxMessage, SequenceEnrollment
 from tests.bot.conftest import StackFactory
-from tests.support import Stack
+from tests.support import Stack, write_flows
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
@@ -37,10 +37,7 @@ steps:
 
 @pytest.fixture
 def stack(make_stack: StackFactory, tmp_path: Path) -> Stack:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "campaign.yaml").write_text(CAMPAIGN, encoding="utf-8")
-    return make_stack(flows)
+    return make_stack(write_flows(tmp_path, campaign=CAMPAIGN))
 
 
 def enroll(
@@ -310,10 +307,7 @@ steps:
 def test_friends_whose_messages_render_the_same_share_a_multicast(
     make_stack: StackFactory, tmp_path: Path
 ) -> None:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "greeting.yaml").write_text(GREETING, encoding="utf-8")
-    stack = make_stack(flows)
+    stack = make_stack(write_flows(tmp_path, greeting=GREETING))
     users = enroll(stack, 6, sequence="greeting")
     names = dict(zip(users, ["佐藤", "佐藤", "鈴木", "佐藤", "田中", "佐藤"], strict=True))
     with stack.db.write() as session:

@@ -23,7 +23,7 @@ from storage.db import Database
 from storage.models import OutboxMessage
 from tests.bot.conftest import StackFactory
 from tests.delivery.killing import STEPLINE, wait_until_started, worker_env
-from tests.support import SECRET, TOKEN, Stack, enroll_friend
+from tests.support import SECRET, TOKEN, Stack, enroll_friend, write_flows
 
 TICK = 6.0  # seconds: long, so a step sent on time cannot have been found by a tick
 
@@ -42,9 +42,7 @@ def enroll(db: Database, user_id: str, due: datetime, now: datetime | None = Non
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_step_due_between_ticks_is_sent_at_its_moment(db: Database, tmp_path: Path) -> None:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "reminder.yaml").write_text(SEQUENCE, encoding="utf-8")
+    flows = write_flows(tmp_path, reminder=SEQUENCE)
     emulator = ServerThread(
         create_emulator_app(
             EmulatorConfig(channel_secret=SECRET, channel_access_token=TOKEN, clock=SystemClock())
@@ -96,10 +94,7 @@ def test_a_step_due_between_ticks_is_sent_at_its_moment(db: Database, tmp_path: 
 
 @pytest.fixture
 def stack(make_stack: StackFactory, tmp_path: Path) -> Stack:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "reminder.yaml").write_text(SEQUENCE, encoding="utf-8")
-    return make_stack(flows)
+    return make_stack(write_flows(tmp_path, reminder=SEQUENCE))
 
 
 def steps_job(scheduler: BackgroundScheduler, next_run: datetime) -> None:

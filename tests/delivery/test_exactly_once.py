@@ -19,7 +19,7 @@ from bot.http_server import ServerThread
 from storage.db import Database
 from storage.models import OutboxMessage, SequenceEnrollment
 from tests.delivery.killing import kill_workers_until_done, worker_env
-from tests.support import SECRET, TOKEN, enroll_friend
+from tests.support import SECRET, TOKEN, enroll_friend, write_flows
 
 FRIENDS = 40
 
@@ -66,9 +66,7 @@ def unfinished(db: Database) -> int:
 def test_every_planned_send_accepted_exactly_once_through_faults_and_sigkill(
     db: Database, tmp_path: Path
 ) -> None:
-    flows = tmp_path / "flows"
-    flows.mkdir()
-    (flows / "drip.yaml").write_text(SEQUENCE, encoding="utf-8")
+    flows = write_flows(tmp_path, drip=SEQUENCE)
     workers_at_once = 1 if db.is_sqlite else 2
     emulator = ServerThread(
         create_emulator_app(
