@@ -14,7 +14,12 @@ from bot.config import ConfigError, Settings
 def _create_app() -> Any:
     from bot.app import create_app
 
-    return create_app()
+    # Every command loads the app first (Flask's CLI), so a bad setting surfaces here: say
+    # which one and why, without a traceback.
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group(
@@ -118,7 +123,9 @@ def worker(once: bool, batch: int, threads: int, tick: float) -> None:
     key) and abandon timed-out flows.
 
     Safe to run several at once (on PostgreSQL they share the work with SKIP LOCKED); never
-    run it inside the web processes."""
+    run it inside the web processes. Sends are paced at LINE's rate limits per endpoint;
+    each worker paces its own, so with several workers give each its share in
+    STEPLINE_RATE_LIMITS (e.g. two workers: multicast=100,push=1000)."""
     from rich.console import Console
 
     from bot.runtime import Runtime

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
 
+from bot.delivery.ratelimit import DEFAULT_LIMITS
+
 LINE_API_DEFAULT = "https://api.line.me"
 LINE_DATA_API_DEFAULT = "https://api-data.line.me"
 
@@ -43,6 +45,8 @@ class Settings:
     plan: str = "free"  # LINE Official Account plan: free | light | standard
     extra_message_yen: float = 3.0  # price of one message beyond the plan (standard only)
     broadcast_batch: int = 5000  # recipients written to the outbox per transaction
+    # The sender's requests per second per endpoint kind, where not LINE's (`DEFAULT_LIMITS`).
+    rate_limits: dict[str, float] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -79,6 +83,7 @@ class Settings:
             plan=env.get("STEPLINE_PLAN", "free"),
             extra_message_yen=_positive(env, "STEPLINE_EXTRA_MESSAGE_YEN", 3.0),
             broadcast_batch=int(_positive(env, "STEPLINE_BROADCAST_BATCH", 5000)),
+            rate_limits=parse_rate_limits(env.get("STEPLINE_RATE_LIMITS", "")),
         )
         settings.validate()
         return settings
@@ -120,6 +125,34 @@ def _positive(env: dict[str, str], name: str, default: float) -> float:
     if value <= 0:
         raise ConfigError(f"{name}: must be positive, got {raw!r}")
     return value
+
+
+def parse_rate_limits(raw: str) -> dict[str, float]:
+    """`STEPLINE_RATE_LIMITS`: `kind=requests per second` pairs separated by commas, e.g.
+    `multicast=100, push=1000` (kinds: those of `DEFAULT_LIMITS`); empty = LINE's limits.
+
+    Lower is for sharing LINE's limits between processes (two workers: half each); higher
+    only helps if LINE has raised a limit, and otherwise earns 429s and retries."""
+    name, kinds = "STEPLINE_RATE_LIMITS", ", ".join(DEFAULT_LIMITS)
+    limits: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        kind, equals, value = (x.strip() for x in part.partition("="))
+        if not equals:
+            raise ConfigError(f"{name}: expected kind=requests per second, got {part!r}")
+        if kind not in DEFAULT_LIMITS:
+            raise ConfigError(f"{name}: unknown kind {kind!r} (one of {kinds})")
+        if kind in limits:
+            raise ConfigError(f"{name}: {kind} is given twice")
+        try:
+            rate = float(value)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{name}: {kind}: expected requests per second, got {value!r}"
+            ) from exc
+        if not rate > 0 or rate == float("inf"):
+            raise ConfigError(f"{name}: {kind}: must be a positive number, got {value!r}")
+        limits[kind] = rate
+    return limits
 
 
 def default_database_url() -> str:

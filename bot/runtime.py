@@ -15,6 +15,7 @@ from bot.catalogue.loader import load_catalogue
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.delivery.line_client import LineClient
+from bot.delivery.ratelimit import RateLimiter
 from bot.delivery.sender import RetryPolicy, Sender
 from bot.engine.dispatch import Dispatcher
 from bot.engine.friend_record import FriendRecord, TagIds
@@ -126,6 +127,7 @@ class Runtime:
                 base_seconds=settings.retry_base_seconds, cap_seconds=settings.retry_cap_seconds
             ),
             lease=timedelta(seconds=settings.outbox_lease_seconds),
+            limiter=RateLimiter(settings.rate_limits),
             on_outcome=self.metrics.count_send,
         )
 

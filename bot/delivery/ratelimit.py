@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 # LINE's documented per-channel limits (Messaging API reference, "Rate limits",
 # https://developers.line.biz/en/reference/messaging-api/#rate-limits): push and reply fall
@@ -59,12 +59,33 @@ class TokenBucket:
             waited += wait
 
 
-class RateLimiter:
-    """One bucket per endpoint kind (`push`, `reply`, `multicast`)."""
+# The share of LINE's burst the sender leaves unused. LINE's bucket holds a second's worth of
+# requests; ours holds 95 % of that, so after the first burst LINE's keeps 5 % (50 ms of
+# requests) in reserve, for good: both refill at the same rate. That reserve absorbs requests
+# that reach LINE closer together than they left here (threads, the network); with equal
+# buckets LINE's would sit empty and any such bunching would earn a 429 and a retry a second
+# later (seen once in a run of 2,000 multicasts).
+HEADROOM = 0.05
 
-    def __init__(self, limits: dict[str, float] | None = None) -> None:
+
+class RateLimiter:
+    """One bucket per endpoint kind (`push`, `reply`, `multicast`, `richmenu`): LINE's limits
+    (`DEFAULT_LIMITS`) overridden by `limits`, in requests per second."""
+
+    def __init__(
+        self,
+        limits: Mapping[str, float] | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         merged = {**DEFAULT_LIMITS, **(limits or {})}
-        self.buckets = {kind: TokenBucket(rate) for kind, rate in merged.items()}
+        self.buckets = {
+            kind: TokenBucket(
+                rate, max(1.0, rate * (1 - HEADROOM)), monotonic=monotonic, sleep=sleep
+            )
+            for kind, rate in merged.items()
+        }
 
     def acquire(self, kind: str) -> float:
         bucket = self.buckets.get(kind)

@@ -4,6 +4,7 @@ failed, Retry-After, replies that fail become pushes, leases, blocked friends, S
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,11 +12,14 @@ import requests
 from click.testing import CliRunner
 from sqlalchemy import select
 
+from bot.clock import FrozenClock
 from bot.delivery.sender import Sender
 from bot.delivery.worker import DeliveryWorker
+from storage.db import Database
 from storage.models import OutboxMessage
+from tests.bot.conftest import TEST_FLOWS
 from tests.delivery.conftest import fault, follower, outbox, queue_push
-from tests.support import Stack
+from tests.support import Stack, start_stack
 
 
 def worker_for(stack: Stack, **kwargs: int) -> DeliveryWorker:
@@ -192,3 +196,31 @@ def test_worker_command_once_drains(stack: Stack, monkeypatch: pytest.MonkeyPatc
     assert result.exit_code == 0, result.output
     assert requests.get(f"{stack.emulator.url}/_emulator/health", timeout=5).ok
     assert user.texts() == ["CLI"]
+
+
+@pytest.mark.slow
+def test_configured_rate_limits_pace_the_sender(db: Database, clock: FrozenClock) -> None:
+    # STEPLINE_RATE_LIMITS=push=5: with LINE (here the emulator) allowing 5 pushes a second,
+    # 12 pushes take over a second and a half and none is refused.
+    stack = start_stack(db, clock, TEST_FLOWS, rate_limits={"push": 5.0})
+    try:
+        user = follower(stack)
+        rows = [row for n in range(12) for row in queue_push(stack, user, f"お知らせ{n}")]
+        requests.put(
+            f"{stack.emulator.url}/_emulator/rate_limits",
+            json={"enabled": True, "limits": {"POST /v2/bot/message/push": 5}},
+            timeout=10,
+        ).raise_for_status()
+        worker = worker_for(stack)
+        started = time.monotonic()
+        assert worker.tick().outcomes == {"sent": 12}
+        elapsed = time.monotonic() - started
+        limits = stack.emulator_get("/rate_limits")
+        assert limits["limited_total"] == 0
+        assert limits["endpoints"]["POST /v2/bot/message/push"]["allowed"] == 12
+        assert elapsed >= 1.4  # 4 at once (95 % of the 5-request burst), then 5 a second
+        assert sorted(user.texts()) == sorted(f"お知らせ{n}" for n in range(12))
+        assert {outbox(stack, row_id).status for row_id in rows} == {"sent"}
+        worker.close()
+    finally:
+        stack.stop()

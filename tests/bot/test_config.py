@@ -1,0 +1,50 @@
+"""Settings from the environment: `STEPLINE_RATE_LIMITS` parsed, bad values refused clearly."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from bot.cli import main
+from bot.config import ConfigError, Settings
+
+
+def settings(**env: str) -> Settings:
+    return Settings.from_env(env, dotenv=False)
+
+
+def test_rate_limits_default_to_lines() -> None:
+    assert settings().rate_limits == {}
+
+
+def test_rate_limits_are_read_per_kind() -> None:
+    limits = settings(STEPLINE_RATE_LIMITS=" multicast=100, push = 1000.5 ,").rate_limits
+    assert limits == {"multicast": 100.0, "push": 1000.5}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("multicast", "expected kind=requests per second, got 'multicast'"),
+        ("broadcast=1", "unknown kind 'broadcast' (one of push, reply, multicast, richmenu)"),
+        ("push=fast", "push: expected requests per second, got 'fast'"),
+        ("push=0", "push: must be a positive number, got '0'"),
+        ("push=-5", "push: must be a positive number, got '-5'"),
+        ("push=nan", "push: must be a positive number, got 'nan'"),
+        ("push=inf", "push: must be a positive number, got 'inf'"),
+        ("push=5,push=6", "push is given twice"),
+    ],
+)
+def test_bad_rate_limits_are_refused_with_the_reason(raw: str, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        settings(STEPLINE_RATE_LIMITS=raw)
+    assert str(error.value) == f"STEPLINE_RATE_LIMITS: {message}"
+
+
+def test_the_worker_will_not_start_with_bad_rate_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STEPLINE_RATE_LIMITS", "multicast=lots")
+    result = CliRunner().invoke(main, ["worker", "--once"])
+    assert result.exit_code == 1
+    assert "STEPLINE_RATE_LIMITS: multicast: expected requests per second, got 'lots'" in (
+        result.output
+    )
