@@ -39,7 +39,7 @@ def test_limiter_uses_lines_defaults_and_overrides() -> None:
     assert limiter.acquire("unknown-kind") == 0
 
 
-def test_limiter_takes_rates_from_the_settings_below_lines() -> None:
+def test_limiter_paces_an_overridden_rate_after_a_burst_of_95_percent() -> None:
     time = FakeTime()
     limiter = RateLimiter({"multicast": 20}, monotonic=time.monotonic, sleep=time.sleep)
     for _ in range(19):  # the burst: 95 % of a second's worth
