@@ -201,7 +201,7 @@ def test_worker_command_once_drains(stack: Stack, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.slow
 def test_configured_rate_limits_pace_the_sender(db: Database, clock: FrozenClock) -> None:
     # STEPLINE_RATE_LIMITS=push=5: with LINE (here the emulator) allowing 5 pushes a second,
-    # 12 pushes take over a second and a half and none is refused.
+    # 12 pushes take about a second and a half and none is refused.
     stack = start_stack(db, clock, TEST_FLOWS, rate_limits={"push": 5.0})
     try:
         user = follower(stack)
