@@ -151,6 +151,16 @@ def create_broadcast(
     return row
 
 
+def next_broadcast_due_after(runtime: Runtime, now: datetime) -> datetime | None:
+    """The earliest `send_at` after `now` of a scheduled broadcast (the worker wakes then)."""
+    with runtime.db.read() as session:
+        return session.scalar(
+            select(func.min(Broadcast.send_at)).where(
+                Broadcast.status == "scheduled", Broadcast.send_at > now
+            )
+        )
+
+
 def cancel_broadcast(runtime: Runtime, broadcast_id: int) -> dict[str, Any]:
     """Stop what is not yet sent: open rows of the broadcast are cancelled."""
     now = runtime.clock.now()

@@ -115,8 +115,8 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     "--tick",
     default=1.0,
     show_default=True,
-    help="Seconds between ticks (delivery, sequence steps, broadcasts); a step due between "
-    "two ticks runs at its moment.",
+    help="Seconds between ticks (delivery, sequence steps, broadcasts); a step or broadcast "
+    "due between two ticks starts at its moment.",
 )
 def worker(once: bool, batch: int, threads: int, tick: float) -> None:
     """Run due sequence steps and broadcasts, send due messages (retries with the same retry

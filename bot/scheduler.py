@@ -20,7 +20,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from bot.broadcasts import Runner
+from bot.broadcasts import Runner, next_broadcast_due_after
 from bot.delivery.worker import DeliveryWorker
 from bot.runtime import Runtime
 from bot.timeouts import expire_due_conversations, next_step_due_after, run_due_sequence_steps
@@ -28,7 +28,7 @@ from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 BACKLOG_WITH_PROGRESS = 1000  # show a progress line when a drain starts with this many due
-RERUNS = 3  # steps passes in a row for steps that came due while a pass ran
+RERUNS = 3  # runs in a row of a tick job for work that came due while it ran
 
 
 def deliver(worker: DeliveryWorker, console: Console | None = None) -> None:
@@ -77,17 +77,47 @@ def run_steps(runtime: Runtime, executor: Executor | None = None) -> None:
 def run_steps_on_time(
     scheduler: BaseScheduler, runtime: Runtime, executor: Executor, job_id: str = "steps"
 ) -> None:
-    """Run due steps, then see that the next step's moment is not missed: steps that came due
-    while the pass ran get another pass at once, and a step due before the next tick brings
-    the tick forward to its moment. So a step runs at its moment rather than up to a tick
-    later.
+    """Run due steps, and wake again at the next step's moment (see `run_on_time`)."""
+    run_on_time(
+        scheduler,
+        runtime,
+        job_id,
+        lambda: run_steps(runtime, executor),
+        lambda after: next_step_due_after(runtime, after),
+    )
 
-    The passes in a row are few: a step already due but left behind (its friend's row was
-    locked, say) must not spin the job; it waits for the regular tick."""
+
+def run_broadcasts_on_time(
+    scheduler: BaseScheduler, runtime: Runtime, worker: DeliveryWorker, job_id: str = "broadcasts"
+) -> None:
+    """Start due broadcasts, and wake again at the next one's `send_at` (see `run_on_time`)."""
+    run_on_time(
+        scheduler,
+        runtime,
+        job_id,
+        lambda: run_broadcasts(runtime, worker),
+        lambda after: next_broadcast_due_after(runtime, after),
+    )
+
+
+def run_on_time(
+    scheduler: BaseScheduler,
+    runtime: Runtime,
+    job_id: str,
+    run: Callable[[], object],
+    next_due: Callable[[datetime], datetime | None],
+) -> None:
+    """Run a tick job's work, then see that the next due moment is not missed: work that
+    came due while it ran gets another run at once, and work due before the next tick brings
+    the tick forward to its moment. So a step or a broadcast starts at its moment rather
+    than up to a tick later.
+
+    The runs in a row are few: work already due but left behind (a friend's row was locked,
+    say) must not spin the job; it waits for the regular tick."""
     for _ in range(RERUNS):
         started = runtime.clock.now()
-        run_steps(runtime, executor)
-        due = next_step_due_after(runtime, started)
+        run()
+        due = next_due(started)
         if due is None:
             return
         ahead = due - runtime.clock.now()
@@ -142,11 +172,14 @@ def run_worker(
         def steps() -> None:
             run_steps_on_time(scheduler, runtime, worker.pool)
 
+        def broadcasts() -> None:
+            run_broadcasts_on_time(scheduler, runtime, worker)
+
         scheduler = build_scheduler(
             [
                 ("deliver", lambda: deliver(worker, console), tick_seconds),
                 ("steps", steps, tick_seconds),
-                ("broadcasts", lambda: run_broadcasts(runtime, worker), tick_seconds),
+                ("broadcasts", broadcasts, tick_seconds),
                 ("timeouts", lambda: sweep(runtime), sweep_seconds),
             ]
         )

@@ -1,5 +1,6 @@
-"""`stepline worker`'s ticks: a step known to come due before the next tick runs at its
-moment, not up to a tick later; steps that come due while a pass runs get another pass."""
+"""`stepline worker`'s ticks: a step or broadcast known to come due before the next tick runs
+at its moment, not up to a tick later; steps that come due while a pass runs get another
+pass."""
 
 from __future__ import annotations
 
@@ -142,3 +143,55 @@ def test_a_step_due_before_the_next_tick_brings_the_tick_forward(stack: Stack) -
     assert job is not None
     ahead = (job.next_run_time - datetime.now(UTC)).total_seconds()
     assert 25 < ahead <= 30  # the step's moment (the test's clock is frozen), not the tick's
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_broadcast_due_between_ticks_starts_at_its_moment(
+    make_stack: StackFactory, tmp_path: Path
+) -> None:
+    stack = make_stack(write_flows(tmp_path, reminder=SEQUENCE))
+    user = stack.user("花子")
+    user.follow()
+    user.received()
+    log = tmp_path / "worker.log"
+    env = worker_env(stack.db.url, stack.emulator.url, stack.runtime.settings.flows_dir)
+    with log.open("w") as err:
+        worker = subprocess.Popen(
+            [STEPLINE, "worker", "--tick", str(TICK)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        wait_until_started(log)
+        # Seen by the broadcasts tick around TICK, due before the one after it.
+        due = datetime.now(UTC) + timedelta(seconds=TICK + 2)
+        response = stack.api(
+            "POST",
+            "/broadcasts",
+            json={
+                "segment": {"followed_within": "3650d"},
+                "messages": [{"text": "本日限りのお知らせ"}],
+                "send_at": due.isoformat(),
+            },
+        )
+        assert response.status_code == 201, response.text
+        deadline = time.monotonic() + 3 * TICK + 30
+        sent = None
+        while sent is None and time.monotonic() < deadline:
+            with stack.db.read() as session:
+                sent = session.scalar(
+                    select(OutboxMessage.sent_at).where(
+                        OutboxMessage.status == "sent", OutboxMessage.cause.like("broadcast:%")
+                    )
+                )
+            time.sleep(0.1)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert sent is not None, log.read_text(errors="replace")[-2000:]
+    late = (sent - due).total_seconds()
+    # At its moment, not before, and not at the next tick (about TICK - 2 s later).
+    assert 0 <= late < 2.0, f"sent {late:.2f} s after its send_at"
+    assert user.texts() == ["本日限りのお知らせ"]
