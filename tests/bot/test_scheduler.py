@@ -4,8 +4,10 @@ pass."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from bot.clock import SystemClock
 from bot.emulator.app import create_emulator_app
@@ -40,6 +42,40 @@ def enroll(db: Database, user_id: str, due: datetime, now: datetime | None = Non
         enroll_friend(session, user_id, "reminder", due, now or datetime.now(UTC))
 
 
+@contextlib.contextmanager
+def ticking_worker(env: dict[str, str], log: Path) -> Iterator[None]:
+    """A `stepline worker --tick TICK` process, up (its first ticks ran) inside the block and
+    stopped after; its log goes to `log`."""
+    with log.open("w") as err:
+        worker = subprocess.Popen(
+            [STEPLINE, "worker", "--tick", str(TICK)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    try:
+        wait_until_started(log)
+        yield
+    finally:
+        worker.terminate()
+        worker.wait(30)
+
+
+def first_sent_at(db: Database, *where: ColumnElement[bool]) -> datetime | None:
+    """When the first outbox row (matching `where`) was accepted, waiting for it up to three
+    ticks and 30 s; None if none was."""
+    deadline = time.monotonic() + 3 * TICK + 30
+    while time.monotonic() < deadline:
+        with db.read() as session:
+            sent = session.scalar(
+                select(OutboxMessage.sent_at).where(OutboxMessage.status == "sent", *where)
+            )
+        if sent is not None:
+            return sent
+        time.sleep(0.1)
+    return None
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_a_step_due_between_ticks_is_sent_at_its_moment(db: Database, tmp_path: Path) -> None:
@@ -54,32 +90,13 @@ def test_a_step_due_between_ticks_is_sent_at_its_moment(db: Database, tmp_path: 
     try:
         user = requests.post(f"{base}/users", json={"name": "花子"}, timeout=10).json()["user_id"]
         requests.post(f"{base}/users/{user}/follow", timeout=10).raise_for_status()
-        env = worker_env(db.url, emulator.url, flows)
-        with log.open("w") as err:
-            worker = subprocess.Popen(
-                [STEPLINE, "worker", "--tick", str(TICK)],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        try:
-            wait_until_started(log)
+        with ticking_worker(worker_env(db.url, emulator.url, flows), log):
             # The worker's first ticks run as it starts; the next come every TICK seconds.
             # A step due 2 s from now is seen by the tick around TICK, due before the one
             # after: the worker wakes for it at its moment.
             due = datetime.now(UTC) + timedelta(seconds=TICK + 2)
             enroll(db, user, due)
-            deadline = time.monotonic() + 3 * TICK + 30
-            sent = None
-            while sent is None and time.monotonic() < deadline:
-                with db.read() as session:
-                    sent = session.scalar(
-                        select(OutboxMessage.sent_at).where(OutboxMessage.status == "sent")
-                    )
-                time.sleep(0.1)
-        finally:
-            worker.terminate()
-            worker.wait(30)
+            sent = first_sent_at(db)
         assert sent is not None, log.read_text(errors="replace")[-2000:]
         late = (sent - due).total_seconds()
         # At its moment, not before, and not at the next tick (about TICK - 2 s later).
@@ -156,15 +173,7 @@ def test_a_broadcast_due_between_ticks_starts_at_its_moment(
     user.received()
     log = tmp_path / "worker.log"
     env = worker_env(stack.db.url, stack.emulator.url, stack.runtime.settings.flows_dir)
-    with log.open("w") as err:
-        worker = subprocess.Popen(
-            [STEPLINE, "worker", "--tick", str(TICK)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    try:
-        wait_until_started(log)
+    with ticking_worker(env, log):
         # Seen by the broadcasts tick around TICK, due before the one after it.
         due = datetime.now(UTC) + timedelta(seconds=TICK + 2)
         response = stack.api(
@@ -177,19 +186,7 @@ def test_a_broadcast_due_between_ticks_starts_at_its_moment(
             },
         )
         assert response.status_code == 201, response.text
-        deadline = time.monotonic() + 3 * TICK + 30
-        sent = None
-        while sent is None and time.monotonic() < deadline:
-            with stack.db.read() as session:
-                sent = session.scalar(
-                    select(OutboxMessage.sent_at).where(
-                        OutboxMessage.status == "sent", OutboxMessage.cause.like("broadcast:%")
-                    )
-                )
-            time.sleep(0.1)
-    finally:
-        worker.terminate()
-        worker.wait(30)
+        sent = first_sent_at(stack.db, OutboxMessage.cause.like("broadcast:%"))
     assert sent is not None, log.read_text(errors="replace")[-2000:]
     late = (sent - due).total_seconds()
     # At its moment, not before, and not at the next tick (about TICK - 2 s later).
