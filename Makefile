@@ -7,7 +7,7 @@ test:
 	python3 run.py test
 
 lint:
-	.venv/bin/ruff check . && .venv/bin/mypy
+	.venv/bin/ruff check . && .venv/bin/mypy && .venv/bin/lint-imports
 
 check:
 	python3 run.py check

@@ -1,5 +1,5 @@
 """WSGI entry point for production: `gunicorn wsgi:app`."""
 
-from bot.app import create_app
+from bot.web.app import create_app
 
 app = create_app()

@@ -15,7 +15,7 @@ bulk path (SQLite executemany, PostgreSQL COPY), plain indexes and PostgreSQL's 
 dropped meanwhile and made again at the end; then ANALYZE. The catalogue (fields, tags, links
 and the two named segments) is `bench/flows_segments/`.
 
-Count: `bot.segments.count_matching` and `sample_matching` (limit 10) of the segment
+Count: `bot.segments.compile.count_matching` and `sample_matching` (limit 10) of the segment
 `bench_target` (tag 会員, not tag 購入済み, age between 30 and 49, clicked coupon within 30d,
 prefecture 東京都 or 神奈川県; ~1% of the friends): median and max of `--repeat` runs after a
 warm-up, each in its own read session as an API request has. Cross-checks: the count the
@@ -87,7 +87,7 @@ from webhook import (  # noqa: E402
 from bot.catalogue import Catalogue  # noqa: E402
 from bot.catalogue.loader import load_catalogue  # noqa: E402
 from bot.config import Settings  # noqa: E402
-from bot.delivery.ratelimit import DEFAULT_LIMITS  # noqa: E402
+from bot.line.ratelimit import DEFAULT_LIMITS  # noqa: E402
 from bot.runtime import Runtime  # noqa: E402
 from storage.db import Database  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
@@ -658,7 +658,7 @@ def measure_counts(
     url: str, backend: str, catalogue: Catalogue, seeded: Seeded, repeat: int, label: str
 ) -> float:
     """Times count_matching / sample_matching of the target; returns the count's median."""
-    from bot.segments import count_matching, sample_matching
+    from bot.segments.compile import count_matching, sample_matching
 
     db = Database(url)
     tz = Settings().tz
@@ -732,7 +732,7 @@ def measure_counts(
         resolved first): the in-run baseline for that change."""
         from sqlalchemy import func, select
 
-        from bot.segments import FRIENDS, segment_clause
+        from bot.segments.compile import FRIENDS, segment_clause
 
         clause = segment_clause(target, catalogue=catalogue, tz=tz, now=seeded.now)
         statement = (
@@ -831,7 +831,7 @@ def segment_json(catalogue: Catalogue, name: str) -> dict[str, Any]:
 
 
 def measure_broadcast(url: str, catalogue: Catalogue, seeded: Seeded) -> None:
-    from bot.broadcasts import broadcast_status, create_broadcast
+    from bot.services.broadcasts import broadcast_status, create_broadcast
 
     port = free_port()
     emulator_url = f"http://127.0.0.1:{port}"

@@ -53,7 +53,7 @@ from webhook import (  # noqa: E402
     process,
 )
 
-from bot.delivery.ratelimit import DEFAULT_LIMITS  # noqa: E402
+from bot.line.ratelimit import DEFAULT_LIMITS  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Friend, OutboxMessage, SequenceEnrollment  # noqa: E402
 
@@ -338,7 +338,7 @@ def idle_tick(url: str, enrolled: int) -> None:
     from bot.config import Settings
     from bot.delivery.worker import DeliveryWorker
     from bot.runtime import Runtime
-    from bot.timeouts import (
+    from bot.services.due_steps import (
         expire_due_conversations,
         next_step_due_after,
         run_due_sequence_steps,

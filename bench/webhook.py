@@ -43,8 +43,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.catalogue.loader import load_catalogue  # noqa: E402
-from bot.engine.conversation import choice_data  # noqa: E402
-from bot.signature import sign  # noqa: E402
+from bot.catalogue.postbacks import choice_data  # noqa: E402
+from bot.line.signature import sign  # noqa: E402
 from storage.migrate import upgrade  # noqa: E402
 from storage.models import Conversation, FlowVersion, Friend, OutboxMessage, WebhookEvent  # noqa: E402
 

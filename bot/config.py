@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import load_dotenv
 
-from bot.delivery.ratelimit import DEFAULT_LIMITS
+from bot.line.ratelimit import DEFAULT_LIMITS
 
 LINE_API_DEFAULT = "https://api.line.me"
 LINE_DATA_API_DEFAULT = "https://api-data.line.me"

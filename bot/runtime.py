@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -14,20 +15,44 @@ from bot.catalogue import Catalogue, CatalogueError, Problem
 from bot.catalogue.loader import load_catalogue
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
-from bot.delivery.line_client import LineClient
-from bot.delivery.ratelimit import RateLimiter
 from bot.delivery.sender import RetryPolicy, Sender
 from bot.engine.dispatch import Dispatcher
 from bot.engine.friend_record import FriendRecord, TagIds
+from bot.engine.link_tokens import LinkTokens
 from bot.engine.sequences import Sequences
 from bot.engine.templates import Templates
 from bot.engine.turn import Turn
-from bot.links import LinkTokens
-from bot.metrics import ProcessMetrics
+from bot.line.client import LineClient
+from bot.line.ratelimit import RateLimiter
 from storage.db import Database
 from storage.models import Friend
 
 log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+
+class ProcessMetrics:
+    """Counters and a latency histogram kept by this process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sends: Counter[tuple[str, str]] = Counter()
+        self.latency_buckets = [0] * len(LATENCY_BUCKETS)
+        self.latency_count = 0
+        self.latency_sum = 0.0
+
+    def count_send(self, kind: str, outcome: str) -> None:
+        with self._lock:
+            self.sends[(kind, outcome)] += 1
+
+    def observe_webhook(self, seconds: float) -> None:
+        with self._lock:
+            self.latency_count += 1
+            self.latency_sum += seconds
+            for index, bound in enumerate(LATENCY_BUCKETS):
+                if seconds <= bound:
+                    self.latency_buckets[index] += 1
 
 
 @dataclass

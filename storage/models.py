@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -60,6 +61,72 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
+# The values of the status columns. StrEnums: they compare equal to (and are stored as) the
+# plain strings, so queries, rows and JSON read the same as before.
+
+
+class FriendStatus(StrEnum):
+    FOLLOWING = "following"
+    BLOCKED = "blocked"
+
+
+class ConversationStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ABANDONED = "abandoned"  # timed out
+    CANCELLED = "cancelled"  # another flow started, or the friend blocked the account
+
+
+class WebhookEventStatus(StrEnum):
+    DONE = "done"
+    IGNORED = "ignored"  # nothing to do (a group's event, an unknown type, …)
+    FAILED = "failed"  # processing raised; a redelivery is processed again
+
+
+class OutboxKind(StrEnum):
+    REPLY = "reply"
+    PUSH = "push"
+    MULTICAST = "multicast"
+    RICHMENU = "richmenu"  # link the recipients' rich menus; no messages
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # claimed by a sender (owner + lease)
+    SENT = "sent"
+    FAILED = "failed"  # LINE refused it (4xx), or retries ran out
+    DRY_RUN = "dry_run"  # a dry-run broadcast's row: never sent
+
+
+class RichMenuStatus(StrEnum):
+    ACTIVE = "active"
+    RETIRED = "retired"
+    DELETED = "deleted"
+
+
+class OutsideEventStatus(StrEnum):
+    DONE = "done"
+    SKIPPED = "skipped"  # the event document's `when` did not hold
+
+
+class EnrollmentStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    STOPPED = "stopped"
+
+
+class BroadcastStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+# `friends.rich_menu_id` when what LINE has linked is not known (the friend blocked the
+# account meanwhile: LINE does not document what it keeps): always link or unlink then.
+UNKNOWN_LINK = "?"
+
+
 class Friend(Base):
     """A LINE user who has added the account (友だち)."""
 
@@ -68,7 +135,7 @@ class Friend(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     line_user_id: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(200), default="")
-    status: Mapped[str] = mapped_column(String(16), default="following")  # following | blocked
+    status: Mapped[str] = mapped_column(String(16), default=FriendStatus.FOLLOWING)
     followed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     blocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unblocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -153,7 +220,7 @@ class Conversation(Base):
     flow: Mapped[str] = mapped_column(String(100))
     flow_version: Mapped[str] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[str] = mapped_column(String(16), default=ConversationStatus.ACTIVE)
     retries: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -191,7 +258,7 @@ class WebhookEvent(Base):
     line_user_id: Mapped[str | None] = mapped_column(String(64))
     is_redelivery: Mapped[bool] = mapped_column(default=False)
     payload: Mapped[Any] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16), default="done")  # done | ignored | failed
+    status: Mapped[str] = mapped_column(String(16), default=WebhookEventStatus.DONE)
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -203,15 +270,14 @@ class OutboxMessage(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # reply | push | multicast | richmenu (link the recipients' rich menus; no messages)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))  # OutboxKind
     friend_id: Mapped[int | None] = mapped_column(ForeignKey("friends.id", ondelete="SET NULL"))
     recipients: Mapped[Any] = mapped_column(JSON)  # list of LINE user ids
     reply_token: Mapped[str | None] = mapped_column(String(100))
     messages: Mapped[Any] = mapped_column(JSON)  # LINE message objects (API JSON)
     retry_key: Mapped[str | None] = mapped_column(String(36), unique=True)
     cause: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -240,7 +306,7 @@ class RichMenuVersion(Base):
     name: Mapped[str] = mapped_column(String(100), index=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     line_id: Mapped[str] = mapped_column(String(100), unique=True)
-    status: Mapped[str] = mapped_column(String(16))  # active | retired | deleted
+    status: Mapped[str] = mapped_column(String(16))  # RichMenuStatus
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -258,7 +324,7 @@ class OutsideEvent(Base):
     name: Mapped[str] = mapped_column(String(100))
     friend_id: Mapped[int | None] = mapped_column(ForeignKey("friends.id", ondelete="SET NULL"))
     properties: Mapped[Any] = mapped_column(JSON)
-    status: Mapped[str] = mapped_column(String(16))  # done | skipped
+    status: Mapped[str] = mapped_column(String(16))  # OutsideEventStatus
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -273,7 +339,7 @@ class SequenceEnrollment(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     friend_id: Mapped[int] = mapped_column(ForeignKey("friends.id", ondelete="CASCADE"))
     sequence: Mapped[str] = mapped_column(String(100))
-    status: Mapped[str] = mapped_column(String(16))  # active | completed | stopped
+    status: Mapped[str] = mapped_column(String(16))  # EnrollmentStatus
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     anchor_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_step: Mapped[int] = mapped_column(Integer, default=0)
@@ -342,7 +408,7 @@ class Broadcast(Base):
     segment: Mapped[Any] = mapped_column(JSON)  # the condition (YAML/JSON form)
     messages: Mapped[Any] = mapped_column(JSON)  # message definitions as written
     send_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(16))  # scheduled | sending | done | cancelled
+    status: Mapped[str] = mapped_column(String(16))  # BroadcastStatus
     dry_run: Mapped[bool] = mapped_column(default=False)
     planned: Mapped[int | None] = mapped_column(Integer)  # recipients frozen at the start
     queued_all: Mapped[bool] = mapped_column(default=False)

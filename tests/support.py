@@ -13,14 +13,14 @@ import requests
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from bot.app import create_app
 from bot.clock import FrozenClock
 from bot.config import Settings
 from bot.emulator.app import create_emulator_app
 from bot.emulator.config import EmulatorConfig
-from bot.http_server import ServerThread
+from bot.emulator.http_server import ServerThread
 from bot.runtime import Runtime
-from bot.timeouts import expire_due_conversations
+from bot.services.timeouts import expire_due_conversations
+from bot.web.app import create_app
 from storage.db import Database
 from storage.models import Friend, SequenceEnrollment
 

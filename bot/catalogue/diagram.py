@@ -12,8 +12,8 @@ import json
 import re
 from typing import Any
 
+from bot.catalogue.graph import START, direct_targets, flow_edges
 from bot.catalogue.models import END, FlowDoc, Step
-from bot.engine.graph import START, direct_targets, flow_edges
 
 MAX_TEXT = 40  # characters of a question shown in its node
 

@@ -620,3 +620,8 @@ def _reduce_unions(
             error, spot = group[0]
             out.append((error, spot, [e for e, _ in group]))
     return out
+
+
+def article(word: str) -> str:
+    """ "a date", "an integer": the English article for a field type's name."""
+    return f"an {word}" if word[:1] in "aeiou" else f"a {word}"

@@ -20,6 +20,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from bot.catalogue.catalogue import Catalogue, CatalogueError, FlowSource, Problem
 from bot.catalogue.explain import explain, show_value, suggest
+from bot.catalogue.lint import lint
 from bot.catalogue.models import (
     DOCUMENT_KINDS,
     BroadcastDoc,
@@ -459,8 +460,6 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
 
 def check_folder(folder: Path) -> tuple[Catalogue | None, list[Problem]]:
     """(catalogue, []) when everything is fine, else (None, every problem found)."""
-    from bot.catalogue.lint import lint
-
     folder = Path(folder)
     parsed = load_documents(folder)
     problems = parsed.problems

@@ -25,6 +25,13 @@ from pydantic import (
 from pydantic.json_schema import WithJsonSchema
 
 from bot.catalogue.durations import Duration
+from bot.line.limits import (
+    MENU_MAX_WIDTH,
+    MENU_MIN_HEIGHT,
+    MENU_MIN_WIDTH,
+    RICH_MENU_SIZES,
+    wide_enough,
+)
 
 NAME_PATTERN = r"^[^\s:|/]{1,100}$"  # ids of flows, steps, fields, links: no spaces or separators
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
@@ -830,18 +837,6 @@ class BroadcastDoc(Model):
 
 # --------------------------------------------------------------------------- rich menus
 
-# LINE's two standard sizes (the image must be exactly the menu's size).
-RICH_MENU_SIZES: dict[str, tuple[int, int]] = {"large": (2500, 1686), "compact": (2500, 843)}
-# LINE's rules for any other size (and for the image, which must be the menu's size).
-MENU_MIN_WIDTH, MENU_MAX_WIDTH, MENU_MIN_HEIGHT = 800, 2500, 250
-MENU_MIN_ASPECT_PERCENT = 145  # width / height ≥ 1.45, compared in integers (1.45 is inexact)
-
-
-def wide_enough(width: int, height: int) -> bool:
-    """LINE's aspect rule: width / height is at least 1.45."""
-    return width * 100 >= height * MENU_MIN_ASPECT_PERCENT
-
-
 ALIAS_PATTERN = r"^[a-z0-9_-]{1,32}$"  # LINE's rule for alias ids (the spec: lowercase)
 
 
@@ -993,3 +988,20 @@ for _model in (
     RichMenuDoc,
 ):
     _model.model_rebuild()
+
+
+# Which field types can hold the answer of each `input` kind.
+INPUT_FITS: dict[str, tuple[str, ...]] = {
+    "text": ("text",),
+    "integer": ("integer", "number"),
+    "number": ("number",),
+    "email": ("email", "text"),
+    "phone": ("phone", "text"),
+    "date": ("date",),
+    "datetime": ("datetime",),
+}
+PICKER_FITS: dict[str, tuple[str, ...]] = {
+    "date": ("date",),
+    "datetime": ("datetime",),
+    "time": ("text",),
+}

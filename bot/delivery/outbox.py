@@ -10,7 +10,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.messages import MAX_MESSAGES_PER_REQUEST, MAX_MULTICAST_RECIPIENTS
+from bot.line.limits import (
+    MAX_BULK_LINK_USERS,
+    MAX_MESSAGES_PER_REQUEST,
+    MAX_MULTICAST_RECIPIENTS,
+)
 from storage.models import Friend, OutboxMessage
 
 LEASE = timedelta(seconds=60)  # how long a claimed row is a sender's before others may retry it
@@ -148,9 +152,6 @@ def new_row(
         due_at=now,
         created_at=now,
     )
-
-
-MAX_BULK_LINK_USERS = 500  # LINE's limit of users per bulk rich menu link/unlink
 
 
 def queue_grouped(

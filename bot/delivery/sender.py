@@ -25,7 +25,9 @@ from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from bot.clock import Clock
-from bot.delivery.line_client import (
+from bot.delivery.menu_linking import RichMenuLinker
+from bot.delivery.outbox import LEASE
+from bot.line.client import (
     LineClient,
     LineError,
     LineRateLimited,
@@ -33,9 +35,7 @@ from bot.delivery.line_client import (
     LineRetryableError,
     SendResult,
 )
-from bot.delivery.outbox import LEASE
-from bot.delivery.ratelimit import RateLimiter
-from bot.richmenus.linking import RichMenuLinker
+from bot.line.ratelimit import RateLimiter
 from storage.db import Database
 from storage.models import Friend, OutboxMessage
 

@@ -1,7 +1,7 @@
 """LINE Platform emulator: Messaging API paths, signed webhooks from simulated users, and an
-inspection API, so the bot runs and is tested end to end without a LINE account."""
+inspection API, so the bot runs and is tested end to end without a LINE account.
 
-from bot.emulator.app import create_emulator_app
-from bot.emulator.config import EmulatorConfig
-
-__all__ = ["EmulatorConfig", "create_emulator_app"]
+A leaf: it imports nothing of stepline but the shared clock (`bot.clock`, which the demo's
+time machine moves for both), and only the CLI (`stepline emulator`, `stepline demo`) and the
+tests import it. Build it with `bot.emulator.app.create_emulator_app(EmulatorConfig(...))`.
+"""

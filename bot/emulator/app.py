@@ -67,7 +67,7 @@ class ResponseDropper:
     response"), never an HTTP status.
 
     It raises `ConnectionAbortedError` before anything is written, which stepline's server
-    (`bot.http_server`: `ServerThread`, `stepline emulator`) answers by closing the connection
+    (`bot.emulator.http_server`: `ServerThread`, `stepline emulator`) answers by closing the connection
     with nothing sent."""
 
     def __init__(self, app: Any) -> None:

@@ -45,7 +45,7 @@ def _store_error(error: StoreError) -> ResponseReturnValue:
     return jsonify({"error": error.message}), error.status
 
 
-def _body() -> dict[str, Any]:
+def request_body() -> dict[str, Any]:
     body = request.get_json(silent=True)
     if body is None and not request.get_data():
         return {}
@@ -54,7 +54,7 @@ def _body() -> dict[str, Any]:
     return body
 
 
-def _string(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+def string_field(body: dict[str, Any], key: str, *, required: bool = True) -> str | None:
     value = body.get(key)
     if value is None and not required:
         return None
@@ -77,14 +77,14 @@ def _send_one(
 ) -> ResponseReturnValue:
     """Register the event's reply token (if any) for its user, then post it to the bot.
     `action_seq` (the user's logged action) gets the bot's answer recorded on it."""
-    _register_reply_token(emu, event)
+    register_reply_token(emu, event)
     result = emu.webhooks.dispatch([event])
     if action_seq is not None:
         emu.store.finish_action(action_seq, result.status, result.error)
     return _result(result, event)
 
 
-def _register_reply_token(emu: Emulator, event: dict[str, Any]) -> None:
+def register_reply_token(emu: Emulator, event: dict[str, Any]) -> None:
     """Make the event's reply token valid for its source user (a no-op for a known token,
     so a used token stays used when its event is redelivered)."""
     token = event.get("replyToken")
@@ -107,14 +107,14 @@ def _register_reply_token(emu: Emulator, event: dict[str, Any]) -> None:
 @bp.post("/users")
 def create_user() -> ResponseReturnValue:
     emu = current()
-    body = _body()
-    name = _string(body, "name")
+    body = request_body()
+    name = string_field(body, "name")
     assert name is not None
-    user_id = _string(body, "user_id", required=False)
+    user_id = string_field(body, "user_id", required=False)
     if user_id is not None and not ids.is_user_id(user_id):
         raise BadRequest("'user_id' must be U followed by 32 lowercase hex characters")
-    picture_url = _string(body, "picture_url", required=False)
-    language = _string(body, "language", required=False) if "language" in body else "ja"
+    picture_url = string_field(body, "picture_url", required=False)
+    language = string_field(body, "language", required=False) if "language" in body else "ja"
     user = emu.store.add_user(
         name, emu.config.clock.now(), user_id=user_id, picture_url=picture_url, language=language
     )
@@ -126,7 +126,7 @@ def create_friends() -> ResponseReturnValue:
     """`{"user_ids": [...]}`: users who are already friends, without webhooks (for benchmarks
     and tests that seed the bot's database directly)."""
     emu = current()
-    user_ids = _body().get("user_ids")
+    user_ids = request_body().get("user_ids")
     if not isinstance(user_ids, list) or not user_ids:
         raise BadRequest("'user_ids' must be a non-empty list of user ids")
     bad = [
@@ -167,7 +167,7 @@ def unfollow(user_id: str) -> ResponseReturnValue:
     return _send_one(emu, webhooks.unfollow_event(user_id, now), seq)
 
 
-def _active_user(emu: Emulator, user_id: str) -> None:
+def active_user(emu: Emulator, user_id: str) -> None:
     user = emu.store.require_user(user_id)
     if user.state == "blocked":
         raise BadRequest(f"user {user_id} has blocked the account; follow again first", 409)
@@ -176,8 +176,8 @@ def _active_user(emu: Emulator, user_id: str) -> None:
 @bp.post("/users/<user_id>/text")
 def send_text(user_id: str) -> ResponseReturnValue:
     emu = current()
-    _active_user(emu, user_id)
-    text = _string(_body(), "text")
+    active_user(emu, user_id)
+    text = string_field(request_body(), "text")
     assert text is not None
     now = emu.config.clock.now()
     seq = emu.store.record_action(user_id, "text", now, {"text": text})
@@ -187,12 +187,12 @@ def send_text(user_id: str) -> ResponseReturnValue:
 @bp.post("/users/<user_id>/postback")
 def send_postback(user_id: str) -> ResponseReturnValue:
     emu = current()
-    _active_user(emu, user_id)
-    body = _body()
+    active_user(emu, user_id)
+    body = request_body()
     data = body.get("data")
     if not isinstance(data, str):
         raise BadRequest("'data' must be a string")
-    display_text = _string(body, "displayText", required=False)
+    display_text = string_field(body, "displayText", required=False)
     params = body.get("params")
     if params is not None:
         if not isinstance(params, dict):
@@ -229,21 +229,21 @@ def post_events() -> ResponseReturnValue:
     """Post already-built events as they are (signed); `redeliver: true` flags them as
     redeliveries. Reply tokens in them become valid for the event's source user."""
     emu = current()
-    body = _body()
+    body = request_body()
     events = body.get("events")
     if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
         raise BadRequest("'events' must be an array of event objects")
     if body.get("redeliver"):
         events = [webhooks.as_redelivery(e) for e in events]
     for event in events:
-        _register_reply_token(emu, event)
+        register_reply_token(emu, event)
     return _result(emu.webhooks.dispatch(events))
 
 
 @bp.post("/redeliver")
 def redeliver() -> ResponseReturnValue:
     emu = current()
-    event_id = _string(_body(), "webhookEventId")
+    event_id = string_field(request_body(), "webhookEventId")
     assert event_id is not None
     event = emu.store.event(event_id)
     if event is None:
@@ -389,7 +389,7 @@ def put_chaos() -> ResponseReturnValue:
     """`{"rates": {"5xx": 0.05, "429": 0.02, "accept_then_drop": 0.05}, "retry_after": 1,
     "latency_ms": {"min": 0, "max": 20}, "paths": [...] | "*", "seed": 42}`; counters restart."""
     try:
-        settings = ChaosSettings.from_json(_body())
+        settings = ChaosSettings.from_json(request_body())
     except ChaosError as exc:
         raise BadRequest(str(exc)) from exc
     emu = current()
@@ -415,7 +415,7 @@ def put_rate_limits() -> ResponseReturnValue:
     """`{"enabled": true, "limits": {"POST /v2/bot/message/push": "20/s", ...} | null}`:
     LINE's documented table with these overrides; every bucket starts full."""
     try:
-        enabled, limits = settings_from_json(_body())
+        enabled, limits = settings_from_json(request_body())
     except RateLimitError as exc:
         raise BadRequest(str(exc)) from exc
     emu = current()
@@ -448,7 +448,7 @@ def get_config() -> ResponseReturnValue:
 @bp.put("/config")
 def put_config() -> ResponseReturnValue:
     emu = current()
-    body = _body()
+    body = request_body()
     if "webhook_url" in body:
         url = body["webhook_url"]
         if url is not None and (
@@ -469,7 +469,7 @@ def add_fault() -> ResponseReturnValue:
     """Script failures: `{"path": "/v2/bot/message/push" | "*", "status": 500 | 429 | null,
     "times": 1, "mode": "fail" | "accept_then_fail", "latency_ms": 0, "retry_after": null,
     "message": null}`."""
-    body = _body()
+    body = request_body()
     path = body.get("path", "*")
     status = body.get("status", 500)
     times = body.get("times", 1)

@@ -163,7 +163,7 @@ def _logged_body() -> Any:
         return raw.decode("utf-8", errors="replace")
 
 
-def _json_body() -> Any:
+def json_body() -> Any:
     content_type = request.mimetype or ""
     if content_type != "application/json":
         raise BodyError(
@@ -183,7 +183,7 @@ def _json_body() -> Any:
         ) from exc
 
 
-def _retry_key(supported: bool) -> str | None:
+def read_retry_key(supported: bool) -> str | None:
     key = request.headers.get("X-Line-Retry-Key")
     if key is None:
         return None
@@ -194,7 +194,7 @@ def _retry_key(supported: bool) -> str | None:
     return key.strip()
 
 
-def _conflict(
+def conflict_response(
     emu: Emulator, key: str | None, with_sent_messages: bool
 ) -> ResponseReturnValue | None:
     """409 if a request with this retry key was already accepted (within its 24 h)."""
@@ -214,7 +214,7 @@ def _conflict(
     return response
 
 
-def _invalid(details: list[ErrorDetail]) -> ResponseReturnValue:
+def invalid_request(details: list[ErrorDetail]) -> ResponseReturnValue:
     return line_error(400, f"The request body has {len(details)} error(s)", details)
 
 
@@ -264,7 +264,7 @@ def _would_deliver(emu: Emulator, user_id: str) -> bool:
     return drop_reason(emu.store.get_user(user_id), "push") is None
 
 
-def _record_accepted(
+def record_accepted(
     emu: Emulator,
     via: Via,
     key: str | None,
@@ -334,14 +334,14 @@ def keyed_send_request(
     """What every send with a retry key checks first: the key, the JSON body, 409 for a key
     already accepted, 400 for a body the spec (or `rules`) rejects. Those answers are raised
     as `BodyError` and returned by the blueprint's handler."""
-    key = _retry_key(supported=True)
-    body = _json_body()
-    conflict = _conflict(emu, key, with_sent_messages=with_sent_messages)
+    key = read_retry_key(supported=True)
+    body = json_body()
+    conflict = conflict_response(emu, key, with_sent_messages=with_sent_messages)
     if conflict is not None:
         raise BodyError(conflict)
     details = validate_request(schema, body) or (rules(body) if rules is not None else [])
     if details:
-        raise BodyError(_invalid(details))
+        raise BodyError(invalid_request(details))
     return key, body
 
 
@@ -356,11 +356,11 @@ def _body_error(error: BodyError) -> ResponseReturnValue:
 @bp.post("/v2/bot/message/reply")
 def reply_message() -> ResponseReturnValue:
     emu = current()
-    _retry_key(supported=False)
-    body = _json_body()
+    read_retry_key(supported=False)
+    body = json_body()
     details = validate_request("ReplyMessageRequest", body)
     if details:
-        return _invalid(details)
+        return invalid_request(details)
     now = emu.config.clock.now()
     if emu.config.accept_unknown_reply_tokens:
         emu.store.issue_reply_token(None, now, token=body["replyToken"])  # no-op if known
@@ -370,7 +370,7 @@ def reply_message() -> ResponseReturnValue:
     messages: list[dict[str, Any]] = body["messages"]
     sent = _sent_messages(messages)
     _route(emu, token.user_id or "", "reply", messages, sent)
-    _record_accepted(emu, "reply", None, [token.user_id] if token.user_id else [], messages)
+    record_accepted(emu, "reply", None, [token.user_id] if token.user_id else [], messages)
     return jsonify({"sentMessages": sent})
 
 
@@ -385,7 +385,7 @@ def push_message() -> ResponseReturnValue:
         )
     messages: list[dict[str, Any]] = body["messages"]
     with emu.store.lock:
-        conflict = _conflict(emu, key, with_sent_messages=True)
+        conflict = conflict_response(emu, key, with_sent_messages=True)
         if conflict is not None:
             return conflict
         if emu.store.get_user(to) is None:
@@ -399,7 +399,7 @@ def push_message() -> ResponseReturnValue:
             emu.store.accept_retry_key(
                 AcceptedRetryKey(key, g.line_request_id, emu.config.clock.now(), request.path, sent)
             )
-        _record_accepted(emu, "push", key, [to], messages)
+        record_accepted(emu, "push", key, [to], messages)
     return jsonify({"sentMessages": sent})
 
 
@@ -414,11 +414,11 @@ def multicast() -> ResponseReturnValue:
         if not ids.USER_ID_RE.match(uid)
     ]
     if bad:
-        return _invalid(bad)
+        return invalid_request(bad)
     unique = list(dict.fromkeys(recipients))
     messages: list[dict[str, Any]] = body["messages"]
     with emu.store.lock:
-        conflict = _conflict(emu, key, with_sent_messages=False)
+        conflict = conflict_response(emu, key, with_sent_messages=False)
         if conflict is not None:
             return conflict
         if emu.config.monthly_quota is not None and _over_quota(
@@ -430,7 +430,7 @@ def multicast() -> ResponseReturnValue:
             emu.store.accept_retry_key(
                 AcceptedRetryKey(key, g.line_request_id, emu.config.clock.now(), request.path, None)
             )
-        _record_accepted(emu, "multicast", key, unique, messages)
+        record_accepted(emu, "multicast", key, unique, messages)
     return jsonify({})
 
 
@@ -442,7 +442,7 @@ def broadcast() -> ResponseReturnValue:
     key, body = keyed_send_request(emu, "BroadcastRequest", with_sent_messages=False)
     messages: list[dict[str, Any]] = body["messages"]
     with emu.store.lock:
-        conflict = _conflict(emu, key, with_sent_messages=False)
+        conflict = conflict_response(emu, key, with_sent_messages=False)
         if conflict is not None:
             return conflict
         friends = emu.store.friend_ids()
@@ -453,7 +453,7 @@ def broadcast() -> ResponseReturnValue:
             emu.store.accept_retry_key(
                 AcceptedRetryKey(key, g.line_request_id, emu.config.clock.now(), request.path, None)
             )
-        _record_accepted(emu, "broadcast", key, friends, messages)
+        record_accepted(emu, "broadcast", key, friends, messages)
     return jsonify({})
 
 

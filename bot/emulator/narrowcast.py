@@ -38,14 +38,14 @@ from flask.typing import ResponseReturnValue
 from bot.emulator.context import Emulator, current, line_error
 from bot.emulator.messaging import (
     MONTHLY_LIMIT,
-    _conflict,
-    _invalid,
-    _json_body,
-    _record_accepted,
-    _retry_key,
     bp,
+    conflict_response,
     deliver_to_many,
+    invalid_request,
+    json_body,
     keyed_send_request,
+    read_retry_key,
+    record_accepted,
     remaining_quota,
 )
 from bot.emulator.store import AcceptedRetryKey, NarrowcastProgress, StoreError
@@ -189,7 +189,7 @@ def narrowcast() -> ResponseReturnValue:
     messages: list[dict[str, Any]] = body["messages"]
     limit: dict[str, Any] = body.get("limit") or {}
     with emu.store.lock:
-        conflict = _conflict(emu, key, with_sent_messages=False)
+        conflict = conflict_response(emu, key, with_sent_messages=False)
         if conflict is not None:
             return conflict
         friends = emu.store.friend_ids()
@@ -197,7 +197,7 @@ def narrowcast() -> ResponseReturnValue:
         recipient = body.get("recipient")
         chosen = resolver.members(recipient, ["recipient"]) if recipient else set(friends)
         if resolver.problems:
-            return _invalid(resolver.problems)
+            return invalid_request(resolver.problems)
         targets = [uid for uid in friends if uid in chosen]
         if limit.get("max") is not None:
             targets = _at_random(targets, limit["max"])
@@ -246,7 +246,7 @@ def narrowcast() -> ResponseReturnValue:
             emu.store.accept_retry_key(
                 AcceptedRetryKey(key, g.line_request_id, now, request.path, None)
             )
-        _record_accepted(emu, "narrowcast", key, progress.recipients, messages, answered=202)
+        record_accepted(emu, "narrowcast", key, progress.recipients, messages, answered=202)
     return jsonify({}), 202
 
 
@@ -289,15 +289,15 @@ def create_audience_group() -> ResponseReturnValue:
     """Spec `CreateAudienceGroupRequest` → 202 `CreateAudienceGroupResponse`. LINE's reference
     requires `description` (the schema does not say so)."""
     emu = current()
-    _retry_key(supported=False)
-    body = _json_body()
+    read_retry_key(supported=False)
+    body = json_body()
     details = validate_request("CreateAudienceGroupRequest", body, spec=AUDIENCE_SPEC)
     details = details or _required(body, "description")
     ids: list[str] = []
     if not details:
         ids, details = _audience_ids(body)
     if details:
-        return _invalid(details)
+        return invalid_request(details)
     group = emu.store.create_audience(
         body["description"],
         ids,
@@ -317,15 +317,15 @@ def add_to_audience_group() -> ResponseReturnValue:
     """Spec `AddAudienceToAudienceGroupRequest` → 202 `{}`; LINE's reference requires
     `audienceGroupId` and `audiences`."""
     emu = current()
-    _retry_key(supported=False)
-    body = _json_body()
+    read_retry_key(supported=False)
+    body = json_body()
     details = validate_request("AddAudienceToAudienceGroupRequest", body, spec=AUDIENCE_SPEC)
     details = details or _required(body, "audienceGroupId", "audiences")
     ids: list[str] = []
     if not details:
         ids, details = _audience_ids(body)
     if details:
-        return _invalid(details)
+        return invalid_request(details)
     try:
         emu.store.add_to_audience(
             body["audienceGroupId"],

@@ -32,11 +32,11 @@ from bot.emulator import ids, webhooks
 from bot.emulator.context import Emulator, current
 from bot.emulator.inspection import (
     BadRequest,
-    _active_user,
-    _body,
-    _register_reply_token,
-    _string,
+    active_user,
     bp,
+    register_reply_token,
+    request_body,
+    string_field,
 )
 from bot.emulator.richmenu_state import RichMenu, RichMenuState, Shown
 from bot.emulator.richmenus import image_response
@@ -94,7 +94,7 @@ def _post_switch(emu: Emulator, user_id: str, data: str, params: dict[str, str])
     details = {"data": data, "displayText": None, "params": params}
     seq = emu.store.record_action(user_id, "postback", now, details)
     event = webhooks.postback_event(user_id, now, ids.reply_token(), data, params)
-    _register_reply_token(emu, event)
+    register_reply_token(emu, event)
     result = emu.webhooks.dispatch([event])
     emu.store.finish_action(seq, result.status, result.error)
     return {"status": result.status, "error": result.error, "event": event}
@@ -103,9 +103,9 @@ def _post_switch(emu: Emulator, user_id: str, data: str, params: dict[str, str])
 @bp.post("/users/<user_id>/richmenu/switch")
 def switch_rich_menu(user_id: str) -> ResponseReturnValue:
     emu = current()
-    _active_user(emu, user_id)
-    body = _body()
-    alias_id = _string(body, "richMenuAliasId")
+    active_user(emu, user_id)
+    body = request_body()
+    alias_id = string_field(body, "richMenuAliasId")
     assert alias_id is not None
     data = body.get("data")
     if not isinstance(data, str):

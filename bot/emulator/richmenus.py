@@ -29,7 +29,7 @@ from flask.typing import ResponseReturnValue
 
 from bot.emulator import ids
 from bot.emulator.context import Emulator, current, line_error
-from bot.emulator.messaging import BodyError, _invalid, _json_body, _retry_key, bp
+from bot.emulator.messaging import BodyError, bp, invalid_request, json_body, read_retry_key
 from bot.emulator.richmenu_rules import (
     IMAGE_ALREADY_UPLOADED,
     IMAGE_FORMATS,
@@ -84,11 +84,11 @@ def _check_alias_id(alias_id: str) -> None:
 
 
 def _validated(schema: str) -> dict[str, Any]:
-    _retry_key(supported=False)
-    body = _json_body()
+    read_retry_key(supported=False)
+    body = json_body()
     details = validate_request(schema, body)
     if details:
-        raise BodyError(_invalid(details))
+        raise BodyError(invalid_request(details))
     return dict(body)
 
 
@@ -114,11 +114,11 @@ def _record_bulk(emu: Emulator, menu_id: str | None, user_count: int, applied: i
 
 
 def _rich_menu_body() -> dict[str, Any]:
-    _retry_key(supported=False)
-    body = _json_body()
+    read_retry_key(supported=False)
+    body = json_body()
     details = rich_menu_problems(body)
     if details:
-        raise BodyError(_invalid(details))
+        raise BodyError(invalid_request(details))
     return dict(body)
 
 

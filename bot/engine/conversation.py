@@ -10,29 +10,25 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.catalogue.catalogue import Catalogue
+from bot.catalogue.graph import START, default_next
 from bot.catalogue.loader import parse_flow_document
+from bot.catalogue.messages import picker_action
 from bot.catalogue.models import END, Choice, FlowCompletedTrigger, FlowDoc, Step
+from bot.catalogue.postbacks import POSTBACK_PREFIX, choice_data
+from bot.catalogue.text import normalise
 from bot.engine import conditions
 from bot.engine.actions import run_actions, set_field
-from bot.engine.fields import InvalidValue, coerce, normalise, parse_input
-from bot.engine.graph import START, default_next
+from bot.engine.fields import InvalidValue, coerce, parse_input
 from bot.engine.machines import CompiledFlow, MachineCache
 from bot.engine.turn import Turn
-from bot.messages import picker_action
 from storage.models import Conversation, FlowVersion
 from storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 
-POSTBACK_PREFIX = "sl1"
 DEFAULT_INVALID_CHOICE = "下のボタンからお選びください"
 DEFAULT_INVALID_INPUT = "もう一度入力してください"
 MAX_SKIPS = 200  # more skips than steps would mean a cycle of false `when`s
-
-
-def choice_data(flow: str, step: str, index: int) -> str:
-    """The postback data of a choice's quick reply (`sl1|flow|step|index`)."""
-    return f"{POSTBACK_PREFIX}|{flow}|{step}|{index}"
 
 
 @dataclass(frozen=True)

@@ -15,17 +15,16 @@ from bot.catalogue.models import (
     PostbackTrigger,
     Trigger,
 )
+from bot.catalogue.richmenu_definition import TapRef
 from bot.engine.actions import add_tag, run_actions, set_field
 from bot.engine.conditions import evaluate
 from bot.engine.conversation import Answer, ChoicePostback, Conversations
+from bot.engine.menus import settle_menu
 from bot.engine.sequences import Sequences
+from bot.engine.taps import on_menu_tap, run_tap, taps_with_data
 from bot.engine.triggers import trigger_matches
 from bot.engine.turn import MAX_TRIGGER_ROUNDS, Turn
-from bot.richmenus.assign import settle_menu
-from bot.richmenus.definition import TapRef
-from bot.richmenus.linking import UNKNOWN_LINK
-from bot.richmenus.taps import on_menu_tap, run_tap, taps_with_data
-from storage.models import Conversation
+from storage.models import UNKNOWN_LINK, Conversation
 
 log = logging.getLogger(__name__)
 

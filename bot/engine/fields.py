@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-import unicodedata
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.catalogue.models import FieldDef
+from bot.catalogue.text import normalise
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+?[0-9]{10,15}$")
@@ -25,11 +25,6 @@ _DATETIME_FORMATS = (
 
 class InvalidValue(ValueError):
     """What the friend typed does not fit the expected type."""
-
-
-def normalise(text: str) -> str:
-    """NFKC folds full-width digits and letters (３５ → 35), common in Japanese input."""
-    return unicodedata.normalize("NFKC", text).strip()
 
 
 def parse_input(kind: str, raw: str, tz: ZoneInfo) -> Any:

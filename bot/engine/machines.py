@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 from transitions import Machine
 
+from bot.catalogue.graph import flow_edges, states, trigger_name
 from bot.catalogue.models import FlowDoc
-from bot.engine.graph import flow_edges, states, trigger_name
 
 
 @dataclass(frozen=True)

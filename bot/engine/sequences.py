@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot.catalogue.messages import button_action
 from bot.catalogue.models import (
     BlockedTrigger,
     FieldSetTrigger,
@@ -27,7 +28,6 @@ from bot.engine.actions import run_actions
 from bot.engine.templates import contains_template
 from bot.engine.triggers import trigger_matches
 from bot.engine.turn import Turn
-from bot.messages import button_action
 from storage.models import OutboxMessage, SequenceEnrollment
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class Sequences:
 
     def enrollment(self, turn: Turn, name: str, *, lock: bool = False) -> SequenceEnrollment | None:
         """The friend's enrolment in `name`; `lock` takes its row lock (PostgreSQL), which
-        the bulk path (`bot.bulk_steps`) respects, so the two never run one step twice."""
+        the bulk path (`bot.services.bulk_steps`) respects, so the two never run one step twice."""
         statement = select(SequenceEnrollment).where(
             SequenceEnrollment.friend_id == turn.record.friend.id,
             SequenceEnrollment.sequence == name,
@@ -273,7 +273,7 @@ def plan_from(
 
 def is_bulk_step(step: SequenceStep) -> bool:
     """True if the step only says something: no `when` to decide, no `do` to change anything.
-    Such steps can run for many friends at once (`bot.bulk_steps`)."""
+    Such steps can run for many friends at once (`bot.services.bulk_steps`)."""
     return step.when is None and not step.do
 
 

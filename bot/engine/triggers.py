@@ -13,7 +13,7 @@ from bot.catalogue.models import (
     TagAddedTrigger,
     Trigger,
 )
-from bot.engine.fields import normalise
+from bot.catalogue.text import normalise
 
 
 def trigger_matches(start: Trigger, fired: Trigger) -> bool:

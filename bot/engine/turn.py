@@ -9,11 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from bot.catalogue import Catalogue
+from bot.catalogue.messages import build, fit_rendered, text_message
 from bot.catalogue.models import MessageDef, Trigger
 from bot.engine.friend_record import FriendRecord
 from bot.engine.templates import Templates
-from bot.messages import build, fit_rendered, text_message
-from storage.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +36,9 @@ class Turn:
     event_values: dict[str, Any] = field(default_factory=dict)
     forced_menu: str | None = None  # a `rich_menu` action's menu, applied when the turn ends
     relink_menu: bool = False  # link the friend's menu even if unchanged (they came back)
-    menu_links: list[OutboxMessage] = field(default_factory=list)  # queued rich menu links
+    # The friend's rich menu changed (or must be linked again): the service that ends the
+    # turn queues the link (`bot.services.turns.finish_turns`); the engine only decides.
+    link_menu: bool = False
 
     @property
     def now(self) -> datetime:
@@ -63,7 +64,7 @@ class Turn:
 
     def link(self, link_id: str) -> str:
         """`{{ link('id') }}`: this friend's tracked `/r/<token>` address for the catalogue
-        link (`bot.links`), carrying the turn's cause as the message it came from."""
+        link (`bot.engine.link_tokens`), carrying the turn's cause as the message it came from."""
         link = self.catalogue.links.get(link_id) if isinstance(link_id, str) else None
         if link is None:
             log.warning("%s: template names unknown link %r; rendered empty", self.cause, link_id)

@@ -19,7 +19,7 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from bot.catalogue.models import (
+from bot.line.limits import (
     MENU_MAX_WIDTH,
     MENU_MIN_ASPECT_PERCENT,
     MENU_MIN_HEIGHT,

@@ -13,10 +13,11 @@ from linebot.v3.messaging import ApiClient, Configuration, MessagingApi
 from playwright.sync_api import Browser, Page
 
 from bot.clock import FrozenClock
-from bot.emulator import EmulatorConfig, create_emulator_app
+from bot.emulator.app import create_emulator_app
 from bot.emulator.client import EmulatorClient
-from bot.http_server import ServerThread
-from bot.signature import is_valid
+from bot.emulator.config import EmulatorConfig
+from bot.emulator.http_server import ServerThread
+from bot.line.signature import is_valid
 from tests.emulator.browser import BROWSER_TIMEOUT_MS, VIEWPORT, PageErrors, launch_chromium
 
 SECRET = "test-channel-secret"

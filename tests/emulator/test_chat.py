@@ -17,6 +17,7 @@ from linebot.v3.messaging import (
     TextMessage,
 )
 
+from bot.cli.emulator import chat_command, emulator_command
 from bot.emulator.chat import (
     AskDatetime,
     ChatSession,
@@ -34,7 +35,6 @@ from bot.emulator.chat import (
     quick_reply_line,
     render_messages,
 )
-from bot.emulator.cli import chat_command, emulator_command
 from tests.emulator.conftest import Emu, Hook
 
 GENDER = {

@@ -14,7 +14,7 @@ import requests
 from tests.emulator.conftest import SECRET, TOKEN
 from tests.support import wait_until_healthy
 
-SERVE = "from bot.emulator.cli import emulator_command; emulator_command()"
+SERVE = "from bot.cli.emulator import emulator_command; emulator_command()"
 
 
 def free_port() -> int:

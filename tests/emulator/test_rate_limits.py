@@ -19,7 +19,7 @@ from linebot.v3.messaging import (
     TextMessage,
 )
 
-from bot.emulator.cli import parse_chaos_option, parse_rate_limits_option
+from bot.cli.emulator import parse_chaos_option, parse_rate_limits_option
 from bot.emulator.ratelimits import (
     LINE_RATE_LIMITS,
     RATE_LIMITED,

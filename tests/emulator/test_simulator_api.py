@@ -12,7 +12,7 @@ import requests
 from flask import Flask, jsonify, request
 
 from bot.clock import FrozenClock, OffsetClock, SystemClock
-from bot.http_server import ServerThread
+from bot.emulator.http_server import ServerThread
 from tests.emulator.conftest import TOKEN, Emu, Hook, stop_in_background
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # the FrozenClock default: 10:00 in Tokyo

@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from bot.clock import FrozenClock
-from bot.richmenus.sync import RichMenuSync
+from bot.services.richmenu_sync import RichMenuSync
 from storage.db import Database
 from tests.conftest import EXAMPLE_FLOWS
 from tests.emulator.browser import (

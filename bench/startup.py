@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Startup benchmark: how fast stepline's doors open, beside the bare import of its frameworks.
+
+    .venv/bin/python bench/startup.py [--runs 7]
+
+Each figure is the median wall time of `--runs` fresh processes, measured in the same run as
+the baseline (`python -c 'import click, flask'`), so the ratio is what to compare across days:
+
+- `stepline --help`;
+- `stepline check --flows flows` (the demo's YAML; a command that never calls LINE);
+- a gunicorn worker's boot: `gunicorn wsgi:app` started until `/healthz` answers, beside the
+  same gunicorn serving a bare Flask app (`bench.bare_app:app`);
+- which heavy modules each command imported (`linebot`, `flask`, `sqlalchemy`, `PIL`), read
+  from `-X importtime` in a separate run, so the timing runs are not slowed by it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+HEAVY = ("linebot", "flask", "sqlalchemy", "PIL", "transitions", "pydantic")
+
+
+def env(database: Path) -> dict[str, str]:
+    values = dict(os.environ)
+    values.update(
+        DATABASE_URL=f"sqlite:///{database}",
+        LINE_CHANNEL_SECRET="bench-secret",
+        LINE_CHANNEL_ACCESS_TOKEN="bench-token",
+        LINE_API_BASE_URL="http://127.0.0.1:9",
+        STEPLINE_FLOWS=str(ROOT / "flows"),
+        STEPLINE_LOG_LEVEL="WARNING",
+    )
+    return values
+
+
+def timed(cmd: list[str], environment: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(cmd, env=environment, cwd=ROOT, capture_output=True)
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0,):
+        raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr.decode()}")
+    return elapsed
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def boot(app: str, environment: dict[str, str]) -> float:
+    """Seconds from starting gunicorn (1 worker) until `/healthz` answers 200."""
+    port = free_port()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [str(BIN / "gunicorn"), "-w", "1", "-b", f"127.0.0.1:{port}", app],
+        env=environment,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = started + 60
+        while time.perf_counter() < deadline:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return time.perf_counter() - started
+            except requests.RequestException:
+                pass
+            time.sleep(0.005)
+        raise SystemExit(f"{app} did not answer /healthz within 60 s")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def imported(cmd: list[str], environment: dict[str, str]) -> list[str]:
+    """Which of the HEAVY top-level packages the command imports."""
+    done = subprocess.run(
+        cmd, env={**environment, "PYTHONPROFILEIMPORTTIME": "1"}, cwd=ROOT, capture_output=True
+    )
+    names = set()
+    for line in done.stderr.decode(errors="replace").splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name.split(".")[0] in HEAVY and "." not in name:
+                names.add(name)
+    return sorted(names)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7, help="processes per figure (median)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        database = Path(tmp) / "bench.db"
+        environment = env(database)
+        subprocess.run(
+            [str(BIN / "stepline"), "db", "upgrade", "--no-analyze"],
+            env=environment,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
+        python = str(BIN / "python")
+        commands = {
+            "bare import (click, flask)": [python, "-c", "import click, flask"],
+            "stepline --help": [str(BIN / "stepline"), "--help"],
+            "stepline check": [str(BIN / "stepline"), "check", "--flows", str(ROOT / "flows")],
+        }
+        figures: dict[str, list[float]] = {name: [] for name in commands}
+        figures["gunicorn boot: bare app"] = []
+        figures["gunicorn boot: wsgi:app"] = []
+        for run in range(args.runs):
+            print(f"run {run + 1}/{args.runs} ...", file=sys.stderr, flush=True)
+            for name, cmd in commands.items():
+                figures[name].append(timed(cmd, environment))
+            figures["gunicorn boot: bare app"].append(boot("bench.bare_app:app", environment))
+            figures["gunicorn boot: wsgi:app"].append(boot("wsgi:app", environment))
+
+        loads = {name: imported(cmd, environment) for name, cmd in commands.items()}
+
+    base = median(figures["bare import (click, flask)"])
+    bare_boot = median(figures["gunicorn boot: bare app"])
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(f"{'what':32} {'median':>9} {'min':>9} {'ratio':>7}  heavy imports")
+    for name, values in figures.items():
+        ref = bare_boot if name.startswith("gunicorn") else base
+        heavy = ", ".join(loads.get(name, [])) if name in loads else ""
+        print(
+            f"{name:32} {median(values) * 1000:7.0f}ms {min(values) * 1000:7.0f}ms "
+            f"{median(values) / ref:6.1f}×  {heavy}"
+        )
+
+
+if __name__ == "__main__":
+    main()

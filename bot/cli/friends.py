@@ -1,0 +1,39 @@
+"""`stepline friends`: friends, their tags and where they are in a flow."""
+
+from __future__ import annotations
+
+import click
+
+from bot.cli.common import configure_process_logging, settings_or_exit
+
+
+@click.command("friends")
+@click.option("--tag", default=None, help="Only friends with this tag.")
+@click.option("--limit", default=50, show_default=True, type=int)
+def friends(tag: str | None, limit: int) -> None:
+    """List friends with their tags and where they are in a flow."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from bot.runtime import Runtime
+    from bot.services.friends import list_friends
+
+    settings = settings_or_exit()
+    configure_process_logging(settings)
+    runtime = Runtime(settings)
+    args = {"limit": str(limit)} | ({"tag": tag} if tag else {})
+    page = list_friends(runtime, args)
+    table = Table(title=f"{page['total']} friend(s)" + (f" tagged {tag}" if tag else ""))
+    for column in ("LINE user id", "name", "status", "tags", "flow/state"):
+        table.add_column(column)
+    for item in page["friends"]:
+        conv = item["conversation"]
+        table.add_row(
+            item["line_user_id"],
+            item["display_name"],
+            item["status"],
+            ", ".join(item["tags"]),
+            f"{conv['flow']}/{conv['state']}" if conv else "",
+        )
+    Console().print(table)
+    runtime.close()

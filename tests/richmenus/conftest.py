@@ -1,3 +1,0 @@
-"""Rich menu tests use the bot tests' full stack (emulator + bot over real HTTP)."""
-
-from tests.bot.conftest import make_stack  # noqa: F401  (the fixture, shared)
