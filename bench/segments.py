@@ -15,7 +15,7 @@ bulk path (SQLite executemany, PostgreSQL COPY), plain indexes and PostgreSQL's 
 dropped meanwhile and made again at the end; then ANALYZE. The catalogue (fields, tags, links
 and the two named segments) is `bench/flows_segments/`.
 
-Count: `bot.segments.compile.count_matching` and `sample_matching` (limit 10) of the segment
+Count: `bot.segments.queries.count_matching` and `sample_matching` (limit 10) of the segment
 `bench_target` (tag 会員, not tag 購入済み, age between 30 and 49, clicked coupon within 30d,
 prefecture 東京都 or 神奈川県; ~1% of the friends): median and max of `--repeat` runs after a
 warm-up, each in its own read session as an API request has. Cross-checks: the count the
@@ -658,7 +658,7 @@ def measure_counts(
     url: str, backend: str, catalogue: Catalogue, seeded: Seeded, repeat: int, label: str
 ) -> float:
     """Times count_matching / sample_matching of the target; returns the count's median."""
-    from bot.segments.compile import count_matching, sample_matching
+    from bot.segments.queries import count_matching, sample_matching
 
     db = Database(url)
     tz = Settings().tz

@@ -338,11 +338,8 @@ def idle_tick(url: str, enrolled: int) -> None:
     from bot.config import Settings
     from bot.delivery.worker import DeliveryWorker
     from bot.runtime import Runtime
-    from bot.services.due_steps import (
-        expire_due_conversations,
-        next_step_due_after,
-        run_due_sequence_steps,
-    )
+    from bot.services.due_steps import next_step_due_after, run_due_sequence_steps
+    from bot.services.timeouts import expire_due_conversations
 
     seed(url, enrolled, datetime.now(UTC) + timedelta(days=30))
     runtime = Runtime(

@@ -74,7 +74,8 @@ class ConversationStatus(StrEnum):
     ACTIVE = "active"
     COMPLETED = "completed"
     ABANDONED = "abandoned"  # timed out
-    CANCELLED = "cancelled"  # another flow started, or the friend blocked the account
+    CANCELLED = "cancelled"  # the friend blocked the account
+    REPLACED = "replaced"  # another flow started
 
 
 class WebhookEventStatus(StrEnum):
@@ -96,6 +97,9 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # LINE refused it (4xx), or retries ran out
     DRY_RUN = "dry_run"  # a dry-run broadcast's row: never sent
+    SKIPPED = "skipped"  # not sent: the friend has blocked, or a step later than the late policy
+    CANCELLED = "cancelled"  # its broadcast was cancelled before it was sent
+    REPLACED = "replaced"  # a reply LINE refused, sent again as a push (a new row)
 
 
 class RichMenuStatus(StrEnum):

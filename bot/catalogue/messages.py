@@ -1,4 +1,4 @@
-"""YAML message objects → LINE Messaging API JSON → `linebot.v3` models.
+"""YAML message objects → LINE Messaging API JSON, checked against LINE's schema.
 
 Templates are rendered by a caller-supplied `render` function, so the same conversion serves
 load-time validation (identity render) and send time (the friend's values).
@@ -30,7 +30,7 @@ from bot.line.limits import (
     truncate_utf16,
     utf16_len,
 )
-from bot.line.sdk import to_sdk
+from bot.line.message_schema import message_problems
 
 Render = Callable[[str], str]
 
@@ -165,10 +165,24 @@ def limit_problems(api_json: dict[str, Any]) -> list[str]:
     return problems
 
 
+class InvalidMessage(ValueError):
+    """LINE's schema refuses the message: `problems` says why, one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"not a valid LINE message: {'; '.join(problems)}")
+        self.problems = problems
+
+
 def build(message: MessageDef, render: Render = identity) -> dict[str, Any]:
-    """Render, check against the SDK schema and LINE's limits, and return the API JSON."""
+    """Render and check against LINE's schema (`bot.line.message_schema`); the API JSON.
+
+    For messages coming in (the YAML as it loads, the admin API). Sending what was checked on
+    the way in only needs `to_api_json`: a template renders strings, and `fit_rendered`
+    keeps them within LINE's limits."""
     api_json = to_api_json(message, render)
-    to_sdk(api_json)
+    problems = message_problems(api_json)
+    if problems:
+        raise InvalidMessage(problems)
     return api_json
 
 

@@ -131,7 +131,7 @@ def richmenu_list() -> None:
     from sqlalchemy import func, select
 
     from bot.services.richmenu_sync import pending_links
-    from storage.models import Friend, RichMenuVersion
+    from storage.models import Friend, FriendStatus, RichMenuStatus, RichMenuVersion
 
     runtime = runtime_or_exit()
     try:
@@ -139,13 +139,13 @@ def richmenu_list() -> None:
             active = {
                 v.name: v.line_id
                 for v in session.scalars(
-                    select(RichMenuVersion).where(RichMenuVersion.status == "active")
+                    select(RichMenuVersion).where(RichMenuVersion.status == RichMenuStatus.ACTIVE)
                 )
             }
             counts = dict(
                 session.execute(
                     select(Friend.rich_menu, func.count())
-                    .where(Friend.status == "following")
+                    .where(Friend.status == FriendStatus.FOLLOWING)
                     .group_by(Friend.rich_menu)
                 ).all()
             )

@@ -16,7 +16,7 @@ from sqlalchemy import and_, select, update
 from bot.line.client import LineClient, LineRetryableError, SendResult
 from bot.line.limits import MAX_BULK_LINK_USERS
 from storage.db import Database
-from storage.models import Friend, RichMenuVersion
+from storage.models import Friend, FriendStatus, RichMenuStatus, RichMenuVersion
 
 MAX_ROUNDS = 3
 
@@ -50,10 +50,13 @@ class RichMenuLinker:
             )
             .outerjoin(
                 RichMenuVersion,
-                and_(RichMenuVersion.name == Friend.rich_menu, RichMenuVersion.status == "active"),
+                and_(
+                    RichMenuVersion.name == Friend.rich_menu,
+                    RichMenuVersion.status == RichMenuStatus.ACTIVE,
+                ),
             )
             .where(Friend.line_user_id.in_(user_ids))
-            .where(Friend.status != "blocked")
+            .where(Friend.status != FriendStatus.BLOCKED)
             .order_by(Friend.id)
         )
         plan: dict[str | None, list[str]] = defaultdict(list)

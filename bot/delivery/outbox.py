@@ -15,7 +15,7 @@ from bot.line.limits import (
     MAX_MESSAGES_PER_REQUEST,
     MAX_MULTICAST_RECIPIENTS,
 )
-from storage.models import Friend, OutboxMessage
+from storage.models import Friend, FriendStatus, OutboxKind, OutboxMessage, OutboxStatus
 
 LEASE = timedelta(seconds=60)  # how long a claimed row is a sender's before others may retry it
 
@@ -44,7 +44,7 @@ def queue_for_friend(
     `claim_for` writes the rows already claimed by that sender (owner + lease), for a sender
     that sends them right after the commit: no other sender can take them meanwhile, and
     if this process dies they become claimable again when the lease runs out."""
-    if not messages or friend.status == "blocked":
+    if not messages or friend.status == FriendStatus.BLOCKED:
         return []
     rows = friend_rows(friend, messages, reply_token, cause, now, broadcast_id)
     return _write(session, rows, now, claim_for, lease)
@@ -62,11 +62,13 @@ def friend_rows(
     rows: list[OutboxMessage] = []
     batches = chunks(messages)
     if reply_token:
-        rows.append(_row("reply", friend, batches.pop(0), cause, now, reply_token=reply_token))
+        rows.append(
+            _row(OutboxKind.REPLY, friend, batches.pop(0), cause, now, reply_token=reply_token)
+        )
     for batch in batches:
         rows.append(
             _row(
-                "push",
+                OutboxKind.PUSH,
                 friend,
                 batch,
                 cause,
@@ -98,11 +100,16 @@ def claim(rows: list[OutboxMessage], owner: str, now: datetime, lease: timedelta
     """Write rows already claimed by `owner` (a sender that sends them right after the
     commit); if it dies, they are claimable again when the lease runs out."""
     for row in rows:
-        row.status, row.owner, row.lease_until, row.attempts = "sending", owner, now + lease, 1
+        row.status, row.owner, row.lease_until, row.attempts = (
+            OutboxStatus.SENDING,
+            owner,
+            now + lease,
+            1,
+        )
 
 
 def _row(
-    kind: str,
+    kind: OutboxKind,
     friend: Friend,
     messages: list[dict[str, Any]],
     cause: str,
@@ -126,7 +133,7 @@ def _row(
 
 
 def new_row(
-    kind: str,
+    kind: OutboxKind,
     recipients: list[str],
     messages: list[dict[str, Any]],
     cause: str,
@@ -147,7 +154,7 @@ def new_row(
         messages=messages,
         retry_key=retry_key,
         cause=cause[:200],
-        status="pending",
+        status=OutboxStatus.PENDING,
         attempts=0,
         due_at=now,
         created_at=now,
@@ -170,7 +177,7 @@ def queue_grouped(
     contents: dict[tuple[str, int], list[dict[str, Any]]] = {}
     seen: dict[tuple[int, str], int] = {}
     for friend, messages in planned:
-        if not messages or friend.status == "blocked":
+        if not messages or friend.status == FriendStatus.BLOCKED:
             continue
         text = json.dumps(messages, sort_keys=True, ensure_ascii=False)
         # The same content twice for one friend (two identical steps) is two sends.
@@ -219,7 +226,7 @@ def multicast_rows(
         for batch in chunks(messages):
             rows.append(
                 new_row(
-                    "multicast",
+                    OutboxKind.MULTICAST,
                     group,
                     batch,
                     cause,
@@ -245,28 +252,28 @@ def queue_menu_link(
     left to the worker, which never sends two of one friend's link rows at once
     (`Sender.claim_due`): two in flight could reach LINE in the wrong order."""
     mine = select(OutboxMessage.status).where(
-        OutboxMessage.kind == "richmenu",
+        OutboxMessage.kind == OutboxKind.RICHMENU,
         OutboxMessage.friend_id == friend.id,
-        OutboxMessage.status.in_(("pending", "sending")),
+        OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
     )
     if session.get_bind().dialect.name != "sqlite":  # SQLite: the write lock is the database's
         mine = mine.with_for_update()
     states = set(session.scalars(mine))
-    if "pending" in states:
+    if OutboxStatus.PENDING in states:
         return None, False
     bulk_in_flight = session.scalar(
         select(OutboxMessage.id)
         .where(
-            OutboxMessage.kind == "richmenu",
+            OutboxMessage.kind == OutboxKind.RICHMENU,
             OutboxMessage.friend_id.is_(None),
-            OutboxMessage.status == "sending",
+            OutboxMessage.status == OutboxStatus.SENDING,
         )
         .limit(1)
     )
-    row = _row("richmenu", friend, [], cause, now)
+    row = _row(OutboxKind.RICHMENU, friend, [], cause, now)
     session.add(row)
     session.flush()
-    return row, "sending" not in states and bulk_in_flight is None
+    return row, OutboxStatus.SENDING not in states and bulk_in_flight is None
 
 
 def queue_menu_links(
@@ -274,7 +281,7 @@ def queue_menu_links(
 ) -> list[OutboxMessage]:
     """Queue re-linking many friends' rich menus: rows of at most 500 (LINE's bulk link)."""
     rows = [
-        new_row("richmenu", user_ids[start : start + MAX_BULK_LINK_USERS], [], cause, now)
+        new_row(OutboxKind.RICHMENU, user_ids[start : start + MAX_BULK_LINK_USERS], [], cause, now)
         for start in range(0, len(user_ids), MAX_BULK_LINK_USERS)
     ]
     session.add_all(rows)

@@ -37,13 +37,13 @@ from bot.line.client import (
 )
 from bot.line.ratelimit import RateLimiter
 from storage.db import Database
-from storage.models import Friend, OutboxMessage
+from storage.models import Friend, FriendStatus, OutboxKind, OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
 
 # LINE remembers a retry key for 24 hours; retrying later could send twice.
 RETRY_KEY_WINDOW = timedelta(hours=23)
-KEYED_KINDS = ("push", "multicast")  # sends that carry an X-Line-Retry-Key
+KEYED_KINDS = (OutboxKind.PUSH, OutboxKind.MULTICAST)  # sends that carry an X-Line-Retry-Key
 # A reply token is usable for about a minute after the event.
 REPLY_TOKEN_LIFE = timedelta(seconds=50)
 QUOTA_PAUSE = timedelta(hours=1)
@@ -66,7 +66,9 @@ class RetryPolicy:
 @dataclass(frozen=True)
 class Outcome:
     outbox_id: int
-    status: str  # sent | pending | failed | skipped | replaced
+    # The row's new status as a plain string (sent | pending | failed | replaced), or lost:
+    # another sender owned the row by then.
+    status: str
     detail: str = ""
 
 
@@ -115,8 +117,10 @@ class Sender:
                 select(OutboxMessage.id)
                 .where(
                     or_(
-                        (OutboxMessage.status == "pending") & (OutboxMessage.due_at <= now),
-                        (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
+                        (OutboxMessage.status == OutboxStatus.PENDING)
+                        & (OutboxMessage.due_at <= now),
+                        (OutboxMessage.status == OutboxStatus.SENDING)
+                        & (OutboxMessage.lease_until < now),
                     ),
                     _no_link_in_flight(now),
                 )
@@ -136,7 +140,7 @@ class Sender:
             update(OutboxMessage)
             .where(OutboxMessage.id.in_(ids))
             .values(
-                status="sending",
+                status=OutboxStatus.SENDING,
                 owner=self.owner,
                 lease_until=now + self.lease,
                 attempts=OutboxMessage.attempts + 1,
@@ -148,21 +152,26 @@ class Sender:
             )
         )
         self._skip_blocked(session, rows)
-        return [row for row in rows if row.status == "sending"]
+        return [row for row in rows if row.status == OutboxStatus.SENDING]
 
     def _skip_blocked(self, session: Session, rows: list[OutboxMessage]) -> None:
         """A friend who blocked the account receives nothing: don't spend a request on it."""
-        friend_ids = {row.friend_id for row in rows if row.kind != "multicast" and row.friend_id}
+        friend_ids = {
+            row.friend_id for row in rows if row.kind != OutboxKind.MULTICAST and row.friend_id
+        }
         if not friend_ids:
             return
         blocked = set(
             session.scalars(
-                select(Friend.id).where(Friend.id.in_(friend_ids), Friend.status == "blocked")
+                select(Friend.id).where(
+                    Friend.id.in_(friend_ids), Friend.status == FriendStatus.BLOCKED
+                )
             )
         )
         for row in rows:
-            if row.friend_id in blocked and row.kind != "multicast":
-                row.status, row.error, row.lease_until = "skipped", "friend has blocked", None
+            if row.friend_id in blocked and row.kind != OutboxKind.MULTICAST:
+                row.status, row.lease_until = OutboxStatus.SKIPPED, None
+                row.error = "friend has blocked"
 
     # ------------------------------------------------------------------ one attempt
 
@@ -175,7 +184,9 @@ class Sender:
     def _attempt(self, row: OutboxMessage) -> Outcome:
         now = self.clock.now()
         if row.kind in KEYED_KINDS and now - row.created_at > RETRY_KEY_WINDOW:
-            return self._finish(row, "failed", error="gave up: the retry key's 24 h window passed")
+            return self._finish(
+                row, OutboxStatus.FAILED, error="gave up: the retry key's 24 h window passed"
+            )
         try:
             self.limiter.acquire(row.kind)
             result = self._deliver(row)
@@ -195,28 +206,30 @@ class Sender:
             return self._retry(row, now, exc, self.policy.delay(row.attempts, self.rng))
         except LineRejected as exc:
             log.error("outbox %s rejected: %s", row.id, _describe(exc))
-            return self._finish(row, "failed", error=_describe(exc))
+            return self._finish(row, OutboxStatus.FAILED, error=_describe(exc))
         except Exception as exc:  # a bug must not strand the row in "sending"
             log.exception("outbox %s could not be sent", row.id)
-            return self._finish(row, "failed", error=f"{type(exc).__name__}: {exc}")
-        return self._finish(row, "sent", accepted=result.accepted_request_id or result.request_id)
+            return self._finish(row, OutboxStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        return self._finish(
+            row, OutboxStatus.SENT, accepted=result.accepted_request_id or result.request_id
+        )
 
     def _deliver(self, row: OutboxMessage) -> SendResult:
-        if row.kind == "reply":
+        if row.kind == OutboxKind.REPLY:
             assert row.reply_token
             return self.line.reply(row.reply_token, row.messages)
-        if row.kind == "push":
+        if row.kind == OutboxKind.PUSH:
             assert row.retry_key
             return self.line.push(row.recipients[0], row.messages, row.retry_key)
-        if row.kind == "multicast":
+        if row.kind == OutboxKind.MULTICAST:
             assert row.retry_key
             return self.line.multicast(list(row.recipients), row.messages, row.retry_key)
-        if row.kind == "richmenu":
+        if row.kind == OutboxKind.RICHMENU:
             return self.linker.link(list(row.recipients))
         raise ValueError(f"unknown outbox kind {row.kind}")
 
     def _retry(self, row: OutboxMessage, now: datetime, exc: LineError, wait: timedelta) -> Outcome:
-        if row.kind == "reply":
+        if row.kind == OutboxKind.REPLY:
             return self._reply_failed(row, now, exc)
         log.warning("outbox %s: %s; retrying in %.1f s", row.id, exc, wait.total_seconds())
         return self._reschedule(row, now + wait, str(exc))
@@ -233,7 +246,7 @@ class Sender:
         if now - row.created_at < REPLY_TOKEN_LIFE:
             return self._reschedule(row, now + timedelta(seconds=1), str(exc))
         return self._finish(
-            row, "failed", error=f"reply outcome unknown and its token expired: {exc}"
+            row, OutboxStatus.FAILED, error=f"reply outcome unknown and its token expired: {exc}"
         )
 
     # ------------------------------------------------------------------ recording
@@ -241,13 +254,13 @@ class Sender:
     def _finish(
         self,
         row: OutboxMessage,
-        status: str,
+        status: OutboxStatus,
         *,
         error: str | None = None,
         accepted: str | None = None,
     ) -> Outcome:
         owned = {"row_id": row.id, "row_owner": self.owner}
-        if status == "sent":
+        if status == OutboxStatus.SENT:
             statement = _RECORD_SENT
             values = {**owned, "at": self.clock.now(), "accepted": accepted}
         else:
@@ -257,7 +270,7 @@ class Sender:
         if not getattr(result, "rowcount", 0):
             log.warning("outbox %s: lost ownership before recording %s", row.id, status)
             return Outcome(row.id, "lost", "another sender owns the row now")
-        return Outcome(row.id, status, error or "")
+        return Outcome(row.id, status.value, error or "")
 
     def _reschedule(self, row: OutboxMessage, due_at: datetime, error: str) -> Outcome:
         with self.db.write_core() as connection:
@@ -281,21 +294,21 @@ class Sender:
                 {
                     "row_id": row.id,
                     "row_owner": self.owner,
-                    "new_status": "replaced",
+                    "new_status": OutboxStatus.REPLACED,
                     "new_error": f"reply failed: {error}"[:2000],
                 },
             )
             if not getattr(result, "rowcount", 0):
                 return Outcome(row.id, "lost", "another sender owns the row now")
             push = OutboxMessage(
-                kind="push",
+                kind=OutboxKind.PUSH,
                 friend_id=row.friend_id,
                 recipients=row.recipients,
                 reply_token=None,
                 messages=row.messages,
                 retry_key=str(uuid.uuid4()),
                 cause=f"{row.cause} (reply {row.id} failed)"[:200],
-                status="pending",
+                status=OutboxStatus.PENDING,
                 attempts=0,
                 due_at=now,
                 created_at=now,
@@ -314,7 +327,7 @@ _RECORD_SENT = (
     update(_Outbox)
     .where(_OWNED)
     .values(
-        status="sent",
+        status=OutboxStatus.SENT,
         lease_until=None,
         error=None,
         sent_at=bindparam("at"),
@@ -330,7 +343,10 @@ _RECORD_RETRY = (
     update(_Outbox)
     .where(_OWNED)
     .values(
-        status="pending", lease_until=None, due_at=bindparam("due"), error=bindparam("new_error")
+        status=OutboxStatus.PENDING,
+        lease_until=None,
+        due_at=bindparam("due"),
+        error=bindparam("new_error"),
     )
 )
 
@@ -343,15 +359,17 @@ def _no_link_in_flight(now: datetime) -> Any:
     in_flight = (
         select(other.id)
         .where(
-            other.kind == "richmenu",
+            other.kind == OutboxKind.RICHMENU,
             or_(other.friend_id == OutboxMessage.friend_id, other.friend_id.is_(None)),
-            other.status == "sending",
+            other.status == OutboxStatus.SENDING,
             other.lease_until >= now,
             other.id != OutboxMessage.id,
         )
         .exists()
     )
-    return or_(OutboxMessage.kind != "richmenu", OutboxMessage.friend_id.is_(None), ~in_flight)
+    return or_(
+        OutboxMessage.kind != OutboxKind.RICHMENU, OutboxMessage.friend_id.is_(None), ~in_flight
+    )
 
 
 def _describe(exc: LineError) -> str:

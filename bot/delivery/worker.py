@@ -12,7 +12,7 @@ from sqlalchemy import func, or_, select
 
 from bot.delivery.sender import Sender
 from storage.db import Database
-from storage.models import OutboxMessage
+from storage.models import OutboxMessage, OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +73,10 @@ class DeliveryWorker:
                     .select_from(OutboxMessage)
                     .where(
                         or_(
-                            (OutboxMessage.status == "pending") & (OutboxMessage.due_at <= now),
-                            (OutboxMessage.status == "sending") & (OutboxMessage.lease_until < now),
+                            (OutboxMessage.status == OutboxStatus.PENDING)
+                            & (OutboxMessage.due_at <= now),
+                            (OutboxMessage.status == OutboxStatus.SENDING)
+                            & (OutboxMessage.lease_until < now),
                         )
                     )
                 )

@@ -21,7 +21,7 @@ from bot.engine.actions import run_actions, set_field
 from bot.engine.fields import InvalidValue, coerce, parse_input
 from bot.engine.machines import CompiledFlow, MachineCache
 from bot.engine.turn import Turn
-from storage.models import Conversation, FlowVersion
+from storage.models import Conversation, ConversationStatus, FlowVersion
 from storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,10 @@ class Conversations:
     def active(self, session: Session, friend_id: int) -> Conversation | None:
         return session.scalars(
             select(Conversation)
-            .where(Conversation.friend_id == friend_id, Conversation.status == "active")
+            .where(
+                Conversation.friend_id == friend_id,
+                Conversation.status == ConversationStatus.ACTIVE,
+            )
             .order_by(Conversation.id.desc())
             .limit(1)
         ).first()
@@ -113,7 +116,7 @@ class Conversations:
             self._ask(turn, current, compiled.flow, compiled.flow.step(current.state))
             return True
         if current is not None:
-            self._end(turn, current, "replaced")
+            self._end(turn, current, ConversationStatus.REPLACED)
         source = turn.catalogue.flow_sources[name]
         insert_ignore(
             session,
@@ -131,7 +134,7 @@ class Conversations:
             flow=name,
             flow_version=source.content_hash,
             state=START,
-            status="active",
+            status=ConversationStatus.ACTIVE,
             retries=0,
             started_at=turn.now,
             updated_at=turn.now,
@@ -338,14 +341,14 @@ class Conversations:
         conv.expires_at = turn.now + flow.timeout if flow.timeout else None
 
     def _complete(self, turn: Turn, conv: Conversation, flow: FlowDoc) -> None:
-        conv.status = "completed"
+        conv.status = ConversationStatus.COMPLETED
         conv.ended_at = turn.now
         conv.updated_at = turn.now
         conv.expires_at = None
         run_actions(turn, flow.on_complete, f"{flow.flow}:complete")
         turn.emit(FlowCompletedTrigger(flow_completed=flow.flow))
 
-    def _end(self, turn: Turn, conv: Conversation, status: str) -> None:
+    def _end(self, turn: Turn, conv: Conversation, status: ConversationStatus) -> None:
         conv.status = status
         conv.ended_at = turn.now
         conv.updated_at = turn.now
@@ -362,11 +365,11 @@ class Conversations:
     def expire(self, turn: Turn, conv: Conversation) -> None:
         """The friend did not answer within the flow's timeout: abandon, run on_timeout."""
         compiled = self.compiled(turn.record.session, turn.catalogue, conv)
-        self._end(turn, conv, "abandoned")
+        self._end(turn, conv, ConversationStatus.ABANDONED)
         run_actions(turn, compiled.flow.on_timeout, f"{conv.flow}:timeout")
 
     def cancel(self, turn: Turn, conv: Conversation) -> None:
-        self._end(turn, conv, "cancelled")
+        self._end(turn, conv, ConversationStatus.CANCELLED)
 
 
 def _postback_choice(flow: FlowDoc, step: Step, data: str) -> int | None:

@@ -24,7 +24,7 @@ from bot.engine.sequences import Sequences
 from bot.engine.taps import on_menu_tap, run_tap, taps_with_data
 from bot.engine.triggers import trigger_matches
 from bot.engine.turn import MAX_TRIGGER_ROUNDS, Turn
-from storage.models import UNKNOWN_LINK, Conversation
+from storage.models import UNKNOWN_LINK, Conversation, OutsideEventStatus
 
 log = logging.getLogger(__name__)
 
@@ -149,19 +149,19 @@ class Dispatcher:
                 log.info("%s: postback %r is not ours; ignored", turn.cause, data[:80])
         self.finish(turn)
 
-    def on_outside_event(self, turn: Turn, name: str) -> str:
+    def on_outside_event(self, turn: Turn, name: str) -> OutsideEventStatus:
         """An event reported by an outside system; `turn.event_values` holds its properties.
 
         Runs the catalogue's `event:` document (when its `when` holds: "done", else
         "skipped"), then fires `{event: NAME}` so flows that start on it start (only when
         the friend is not mid-questionnaire, as for any change)."""
-        status = "done"
+        status = OutsideEventStatus.DONE
         doc = turn.catalogue.events.get(name)
         if doc is not None:
             if doc.when is None or evaluate(doc.when, turn.record):
                 run_actions(turn, doc.do, f"event:{name}")
             else:
-                status = "skipped"
+                status = OutsideEventStatus.SKIPPED
         turn.emit(EventTrigger(event=name))
         self.finish(turn)
         return status

@@ -16,6 +16,7 @@ from storage.models import (
     Answer,
     Audience,
     AudienceMember,
+    EnrollmentStatus,
     FieldValue,
     Friend,
     FriendTag,
@@ -155,7 +156,7 @@ class FriendRecord:
                 SequenceEnrollment.sequence == name,
             )
         )
-        return row == "active"
+        return row == EnrollmentStatus.ACTIVE
 
     # ------------------------------------------------------------------ answers
 

@@ -13,6 +13,7 @@ from bot.catalogue import Catalogue
 from bot.engine.conditions import evaluate
 from bot.engine.friend_record import FriendRecord
 from bot.engine.turn import Turn
+from storage.models import FriendStatus
 
 
 def rules_choice(catalogue: Catalogue, record: FriendRecord) -> str | None:
@@ -38,5 +39,5 @@ def settle_menu(turn: Turn) -> None:
     if target == friend.rich_menu and not turn.relink_menu:
         return
     friend.rich_menu = target
-    if friend.status != "blocked":
+    if friend.status != FriendStatus.BLOCKED:
         turn.link_menu = True

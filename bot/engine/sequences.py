@@ -28,7 +28,14 @@ from bot.engine.actions import run_actions
 from bot.engine.templates import contains_template
 from bot.engine.triggers import trigger_matches
 from bot.engine.turn import Turn
-from storage.models import OutboxMessage, SequenceEnrollment
+from storage.models import (
+    EnrollmentStatus,
+    FriendStatus,
+    OutboxKind,
+    OutboxMessage,
+    OutboxStatus,
+    SequenceEnrollment,
+)
 
 log = logging.getLogger(__name__)
 
@@ -124,28 +131,30 @@ class Sequences:
         if sequence is None:
             log.warning("%s: unknown sequence %s", turn.cause, name)
             return False
-        if turn.record.friend.status == "blocked":
+        if turn.record.friend.status == FriendStatus.BLOCKED:
             return False
         row = self.enrollment(turn, name)
-        if row is not None and (row.status == "active" or sequence.restart == "never"):
+        if row is not None and (
+            row.status == EnrollmentStatus.ACTIVE or sequence.restart == "never"
+        ):
             return False
         if row is None:
             row = SequenceEnrollment(friend_id=turn.record.friend.id, sequence=name)
             turn.record.session.add(row)
-        row.status, row.started_at, row.updated_at = "active", turn.now, turn.now
+        row.status, row.started_at, row.updated_at = EnrollmentStatus.ACTIVE, turn.now, turn.now
         row.reason = reason[:200]
         row.anchor_at = self._anchor(turn, sequence)
         if is_reminder(sequence) and row.anchor_at is None:
-            row.status, row.next_due_at = "stopped", None
+            row.status, row.next_due_at = EnrollmentStatus.STOPPED, None
             return False
         self._plan_from(turn, sequence, row, 0)
         return True
 
     def stop(self, turn: Turn, name: str, reason: str) -> bool:
         row = self.enrollment(turn, name)
-        if row is None or row.status != "active":
+        if row is None or row.status != EnrollmentStatus.ACTIVE:
             return False
-        row.status, row.next_due_at, row.updated_at = "stopped", None, turn.now
+        row.status, row.next_due_at, row.updated_at = EnrollmentStatus.STOPPED, None, turn.now
         row.reason = reason[:200]
         return True
 
@@ -166,21 +175,21 @@ class Sequences:
             for row in turn.record.session.scalars(
                 select(SequenceEnrollment).where(
                     SequenceEnrollment.friend_id == turn.record.friend.id,
-                    SequenceEnrollment.status == "active",
+                    SequenceEnrollment.status == EnrollmentStatus.ACTIVE,
                 )
             ):
-                row.status, row.next_due_at, row.reason = "stopped", None, "blocked"
+                row.status, row.next_due_at, row.reason = EnrollmentStatus.STOPPED, None, "blocked"
 
     def run_due_step(self, turn: Turn, name: str) -> bool:
         """Run the enrolment's next step if it is (still) due; True if one ran or was skipped."""
         row = self.enrollment(turn, name, lock=True)
         sequence = turn.catalogue.sequences.get(name)
-        if row is None or row.status != "active" or row.next_due_at is None:
+        if row is None or row.status != EnrollmentStatus.ACTIVE or row.next_due_at is None:
             return False
         if row.next_due_at > turn.now:
             return False
         if sequence is None or row.next_step >= len(sequence.steps):
-            row.status, row.next_due_at, row.updated_at = "completed", None, turn.now
+            row.status, row.next_due_at, row.updated_at = EnrollmentStatus.COMPLETED, None, turn.now
             return False
         step = sequence.steps[row.next_step]
         late = turn.now - row.next_due_at
@@ -204,13 +213,13 @@ class Sequences:
         )
         turn.record.session.add(
             OutboxMessage(
-                kind="push",
+                kind=OutboxKind.PUSH,
                 friend_id=friend.id,
                 recipients=[friend.line_user_id],
                 messages=messages,
                 retry_key=None,
                 cause=f"sequence:{name}/{index}"[:200],
-                status="skipped",
+                status=OutboxStatus.SKIPPED,
                 attempts=0,
                 due_at=turn.now - late,
                 created_at=turn.now,
@@ -229,7 +238,7 @@ class Sequences:
     def _replan(self, turn: Turn, sequence: SequenceDoc) -> bool:
         """The anchor field changed: plan the reminder again (cleared → stopped)."""
         row = self.enrollment(turn, sequence.sequence)
-        if row is None or row.status != "active":
+        if row is None or row.status != EnrollmentStatus.ACTIVE:
             return False
         anchor = self._anchor(turn, sequence)
         if anchor is None:
@@ -256,7 +265,7 @@ def plan_from(
     anchor_at: datetime | None,
     tz: ZoneInfo,
     now: datetime,
-) -> tuple[int, datetime | None, str]:
+) -> tuple[int, datetime | None, EnrollmentStatus]:
     """(next step, when it is due, status) for an enrolment moving on to step `index`.
 
     Reminder steps whose time has already passed when planned are skipped (a reminder
@@ -267,8 +276,8 @@ def plan_from(
         if due is None or (is_reminder(sequence) and due < now):
             index += 1
             continue
-        return index, due, "active"
-    return index, None, "completed"
+        return index, due, EnrollmentStatus.ACTIVE
+    return index, None, EnrollmentStatus.COMPLETED
 
 
 def is_bulk_step(step: SequenceStep) -> bool:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.catalogue import Catalogue
-from bot.catalogue.messages import build, fit_rendered, text_message
+from bot.catalogue.messages import fit_rendered, text_message, to_api_json
 from bot.catalogue.models import MessageDef, Trigger
 from bot.engine.friend_record import FriendRecord
 from bot.engine.templates import Templates
@@ -83,7 +83,9 @@ class Turn:
         self._queue(text_message(self.render(text), quick_replies))
 
     def send(self, message: MessageDef) -> None:
-        self._queue(build(message, self.render))
+        # Checked against LINE's schema when the catalogue (or the API request) brought it in;
+        # rendering changes strings only, and `_queue` fits them to LINE's limits.
+        self._queue(to_api_json(message, self.render))
 
     def _queue(self, api_json: dict[str, Any]) -> None:
         fitted, changes = fit_rendered(api_json)

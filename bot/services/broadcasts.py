@@ -30,22 +30,31 @@ from typing import Any, cast
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table, func, insert, literal, or_, select, update
 
-from bot.catalogue.messages import build
+from bot.catalogue.messages import build, to_api_json
 from bot.catalogue.models import BroadcastDoc, MessageDef
 from bot.catalogue.templates import contains_template
 from bot.delivery.outbox import queue_multicast
 from bot.line.limits import MAX_MESSAGES_PER_REQUEST
 from bot.runtime import Runtime
-from bot.segments.compile import SegmentError, matching_ids_select, resolve, tag_ids_for
+from bot.segments.queries import matching_ids_select, tag_ids_for
+from bot.segments.resolving import SegmentError, resolve
 from bot.services.errors import Conflict, InvalidInput, NotFound
 from bot.services.turns import finish_turns
 from storage.id_lists import id_in
-from storage.models import Broadcast, BroadcastBatch, Friend, OutboxMessage
+from storage.models import (
+    Broadcast,
+    BroadcastBatch,
+    BroadcastStatus,
+    Friend,
+    FriendStatus,
+    OutboxMessage,
+    OutboxStatus,
+)
 from storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
 
-OPEN = ("scheduled", "sending")
+OPEN = (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING)
 # Batches written to the outbox side by side: each is a short transaction that mostly waits on
 # the database, so two keep the senders fed where one alone could not.
 QUEUERS = 2
@@ -136,7 +145,7 @@ def create_broadcast(
             else condition.model_dump(mode="json", by_alias=True, exclude_unset=True),
             messages=messages,
             send_at=moment,
-            status="scheduled",
+            status=BroadcastStatus.SCHEDULED,
             dry_run=dry_run,
             queued_all=False,
             created_at=now,
@@ -153,7 +162,7 @@ def next_broadcast_due_after(runtime: Runtime, now: datetime) -> datetime | None
     with runtime.db.read() as session:
         return session.scalar(
             select(func.min(Broadcast.send_at)).where(
-                Broadcast.status == "scheduled", Broadcast.send_at > now
+                Broadcast.status == BroadcastStatus.SCHEDULED, Broadcast.send_at > now
             )
         )
 
@@ -167,11 +176,15 @@ def cancel_broadcast(runtime: Runtime, broadcast_id: int) -> dict[str, Any]:
             raise NotFound(f"no broadcast {broadcast_id}")
         if row.status not in OPEN:
             raise Conflict(f"broadcast {broadcast_id} is already {row.status}")
-        row.status, row.finished_at, row.owner, row.lease_until = "cancelled", now, None, None
+        row.status, row.finished_at = BroadcastStatus.CANCELLED, now
+        row.owner, row.lease_until = None, None
         session.execute(
             update(OutboxMessage)
-            .where(OutboxMessage.broadcast_id == broadcast_id, OutboxMessage.status == "pending")
-            .values(status="cancelled", error="broadcast cancelled")
+            .where(
+                OutboxMessage.broadcast_id == broadcast_id,
+                OutboxMessage.status == OutboxStatus.PENDING,
+            )
+            .values(status=OutboxStatus.CANCELLED, error="broadcast cancelled")
         )
     return broadcast_status(runtime, broadcast_id)
 
@@ -232,12 +245,12 @@ def _status_json(row: Broadcast, by_status: dict[str, int]) -> dict[str, Any]:
         "segment": row.segment,
         "planned": row.planned,
         "queued": queued,
-        "accepted": by_status.get("sent", 0),
-        "failed": by_status.get("failed", 0),
-        "skipped": by_status.get("skipped", 0),
-        "cancelled": by_status.get("cancelled", 0),
-        "pending": by_status.get("pending", 0) + by_status.get("sending", 0),
-        "dry_run_rows": by_status.get("dry_run", 0),
+        "accepted": by_status.get(OutboxStatus.SENT, 0),
+        "failed": by_status.get(OutboxStatus.FAILED, 0),
+        "skipped": by_status.get(OutboxStatus.SKIPPED, 0),
+        "cancelled": by_status.get(OutboxStatus.CANCELLED, 0),
+        "pending": by_status.get(OutboxStatus.PENDING, 0) + by_status.get(OutboxStatus.SENDING, 0),
+        "dry_run_rows": by_status.get(OutboxStatus.DRY_RUN, 0),
         "created_at": row.created_at.isoformat(),
         "started_at": row.started_at.isoformat() if row.started_at else None,
         "finished_at": row.finished_at.isoformat() if row.finished_at else None,
@@ -324,7 +337,7 @@ class Runner:
         now = self.runtime.clock.now()
         with self.runtime.db.write() as session:
             row = session.get(Broadcast, broadcast_id, with_for_update=True)
-            if row is None or row.status != "sending" or row.owner != self.owner:
+            if row is None or row.status != BroadcastStatus.SENDING or row.owner != self.owner:
                 return
             left = session.scalar(
                 select(func.count())
@@ -335,7 +348,7 @@ class Runner:
                 return
             row.queued_all = True
             if row.dry_run:
-                row.status, row.finished_at = "done", now
+                row.status, row.finished_at = BroadcastStatus.DONE, now
 
     # -- claiming and freezing
 
@@ -347,8 +360,9 @@ class Runner:
                 select(Broadcast)
                 .where(
                     or_(
-                        (Broadcast.status == "scheduled") & (Broadcast.send_at <= now),
-                        (Broadcast.status == "sending")
+                        (Broadcast.status == BroadcastStatus.SCHEDULED)
+                        & (Broadcast.send_at <= now),
+                        (Broadcast.status == BroadcastStatus.SENDING)
                         & ~Broadcast.queued_all
                         & or_(Broadcast.lease_until.is_(None), Broadcast.lease_until < now),
                     )
@@ -364,7 +378,7 @@ class Runner:
             if row is None:
                 return None
             row.owner, row.lease_until = self.owner, now + self.lease
-            if row.status == "scheduled":
+            if row.status == BroadcastStatus.SCHEDULED:
                 self._freeze(session, row, now)
             return row.id
 
@@ -390,7 +404,7 @@ class Runner:
                         "segment": doc_segment(doc),
                         "messages": doc_messages(doc),
                         "send_at": send_at,
-                        "status": "scheduled",
+                        "status": BroadcastStatus.SCHEDULED,
                         "dry_run": doc.dry_run,
                         "queued_all": False,
                         "created_at": now,
@@ -408,7 +422,7 @@ class Runner:
         try:
             condition = resolve(row.segment, runtime.catalogue)
         except SegmentError as exc:
-            row.status, row.error, row.finished_at = "cancelled", str(exc), now
+            row.status, row.error, row.finished_at = BroadcastStatus.CANCELLED, str(exc), now
             log.error("broadcast %d: %s; cancelled", row.id, exc)
             return
         ids = matching_ids_select(
@@ -441,7 +455,7 @@ class Runner:
                 BroadcastBatch.broadcast_id == row.id
             )
         )
-        row.planned, row.status, row.started_at = int(planned or 0), "sending", now
+        row.planned, row.status, row.started_at = int(planned or 0), BroadcastStatus.SENDING, now
         log.info("broadcast %d: audience frozen at %d friend(s)", row.id, row.planned)
 
     # -- batches
@@ -454,7 +468,7 @@ class Runner:
             # A shared lock: queuers run side by side, a cancel (which locks the row for
             # update) waits for them and they see it afterwards.
             row = session.get(Broadcast, broadcast_id, with_for_update={"read": True})
-            if row is None or row.status != "sending" or row.owner != self.owner:
+            if row is None or row.status != BroadcastStatus.SENDING or row.owner != self.owner:
                 return None  # cancelled, or taken over after our lease ran out
             take = (
                 select(BroadcastBatch)
@@ -476,7 +490,7 @@ class Runner:
                     select(Friend.id.label("friend_id"), Friend.line_user_id)
                     .where(
                         id_in(Friend.id, batch.friend_ids, sqlite=runtime.db.is_sqlite),
-                        Friend.status == "following",
+                        Friend.status == FriendStatus.FOLLOWING,
                     )
                     .order_by(Friend.id)
                 )
@@ -507,7 +521,7 @@ class Runner:
         owner = None if row.dry_run else runtime.sender.owner
         definitions = _MESSAGES.validate_python(row.messages)
         if not contains_template(json.dumps(row.messages, ensure_ascii=False)):
-            messages = [build(m) for m in definitions]
+            messages = [to_api_json(m) for m in definitions]  # checked when created
             rows = queue_multicast(
                 session,
                 [line_user_id for _, line_user_id in recipients],
@@ -537,7 +551,7 @@ class Runner:
             )
         if row.dry_run:
             for outbox_row in rows:
-                outbox_row.status = "dry_run"
+                outbox_row.status = OutboxStatus.DRY_RUN
             session.flush()
         return rows
 
@@ -547,7 +561,9 @@ class Runner:
         now = runtime.clock.now()
         with runtime.db.write() as session:
             candidates = session.scalars(
-                select(Broadcast).where(Broadcast.status == "sending", Broadcast.queued_all)
+                select(Broadcast).where(
+                    Broadcast.status == BroadcastStatus.SENDING, Broadcast.queued_all
+                )
             ).all()
             for row in candidates:
                 open_rows = session.scalar(
@@ -555,13 +571,9 @@ class Runner:
                     .select_from(OutboxMessage)
                     .where(
                         OutboxMessage.broadcast_id == row.id,
-                        OutboxMessage.status.in_(("pending", "sending")),
+                        OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
                     )
                 )
                 if not open_rows:
-                    row.status, row.finished_at, row.owner, row.lease_until = (
-                        "done",
-                        now,
-                        None,
-                        None,
-                    )
+                    row.status, row.finished_at = BroadcastStatus.DONE, now
+                    row.owner, row.lease_until = None, None

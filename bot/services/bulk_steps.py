@@ -40,7 +40,13 @@ from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from bot.services.turns import finish_turns
 from storage.id_lists import id_in
-from storage.models import Friend, OutboxMessage, SequenceEnrollment
+from storage.models import (
+    EnrollmentStatus,
+    Friend,
+    FriendStatus,
+    OutboxMessage,
+    SequenceEnrollment,
+)
 from storage.planner_stats import analyze_if_stale
 
 log = logging.getLogger(__name__)
@@ -59,6 +65,7 @@ Enrollments = cast(Table, SequenceEnrollment.__table__)
 Friends = cast(Table, Friend.__table__)
 
 SendRows = Callable[[list[OutboxMessage]], "list[Future[Any]]"]
+Plan = tuple[int, datetime | None, EnrollmentStatus]  # (next step, due, status): `plan_from`
 
 
 @dataclass(frozen=True)
@@ -75,7 +82,9 @@ def due_bulk_groups(runtime: Runtime, now: datetime) -> list[DueGroup]:
     with runtime.db.read() as session:
         rows = session.execute(
             select(Enrollments.c.sequence, Enrollments.c.next_step, func.count())
-            .where(Enrollments.c.status == "active", Enrollments.c.next_due_at <= now)
+            .where(
+                Enrollments.c.status == EnrollmentStatus.ACTIVE, Enrollments.c.next_due_at <= now
+            )
             .group_by(Enrollments.c.sequence, Enrollments.c.next_step)
         ).all()
     groups = []
@@ -260,7 +269,7 @@ def _due(
     leaves out the friends' status and so the join (enough to find the enrolment moments)."""
     sequences = runtime.dispatcher.sequences
     statement = select(Enrollments.c.id).where(
-        Enrollments.c.status == "active",
+        Enrollments.c.status == EnrollmentStatus.ACTIVE,
         Enrollments.c.next_due_at <= now,
         Enrollments.c.sequence == name,
         Enrollments.c.next_step == index,
@@ -268,7 +277,7 @@ def _due(
     if following_only:
         # Blocked friends (whose enrolments are normally stopped) go the per-friend way.
         statement = statement.join(Friends, Friends.c.id == Enrollments.c.friend_id).where(
-            Friends.c.status == "following"
+            Friends.c.status == FriendStatus.FOLLOWING
         )
     if sequences.late_policy == "skip":
         # So do steps late beyond the grace under the "skip" policy.
@@ -349,8 +358,8 @@ def _move_on(
 ) -> None:
     """Point every claimed enrolment at its next step: one UPDATE per distinct plan (friends
     enrolled at the same moment, or whose next step has an `at` time, share one)."""
-    plans: dict[tuple[datetime, datetime | None], tuple[int, datetime | None, str]] = {}
-    by_plan: dict[tuple[int, datetime | None, str], list[int]] = {}
+    plans: dict[tuple[datetime, datetime | None], Plan] = {}
+    by_plan: dict[Plan, list[int]] = {}
     for row in claimed:
         key = (row.started_at, row.anchor_at)
         plan = plans.get(key)
@@ -382,7 +391,7 @@ def _move_on(
 def _set_plan(
     session: Session,
     ids: list[int],
-    plan: tuple[int, datetime | None, str],
+    plan: Plan,
     now: datetime,
     *,
     sqlite: bool,

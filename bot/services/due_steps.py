@@ -16,7 +16,7 @@ from bot.line.limits import MAX_MULTICAST_RECIPIENTS
 from bot.runtime import Runtime
 from bot.services.bulk_steps import run_bulk_steps
 from bot.services.turns import finish_turns
-from storage.models import Friend, OutboxMessage, SequenceEnrollment
+from storage.models import EnrollmentStatus, Friend, OutboxMessage, SequenceEnrollment
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,8 @@ def next_step_due_after(runtime: Runtime, now: datetime) -> datetime | None:
     with runtime.db.read() as session:
         return session.scalar(
             select(func.min(SequenceEnrollment.next_due_at)).where(
-                SequenceEnrollment.status == "active", SequenceEnrollment.next_due_at > now
+                SequenceEnrollment.status == EnrollmentStatus.ACTIVE,
+                SequenceEnrollment.next_due_at > now,
             )
         )
 
@@ -99,7 +100,10 @@ def _run_personal_pass(
     with runtime.db.read() as session:
         due = session.execute(
             select(SequenceEnrollment.sequence, SequenceEnrollment.friend_id)
-            .where(SequenceEnrollment.status == "active", SequenceEnrollment.next_due_at <= now)
+            .where(
+                SequenceEnrollment.status == EnrollmentStatus.ACTIVE,
+                SequenceEnrollment.next_due_at <= now,
+            )
             .order_by(SequenceEnrollment.next_due_at)
             .limit(batch)
         ).all()

@@ -23,7 +23,7 @@ from bot.runtime import Runtime
 from bot.services.errors import InvalidInput, NotFound
 from bot.services.friends import friend_json
 from bot.services.turns import FriendNotFound, run_turn
-from storage.models import FieldValue, Friend, OutsideEvent
+from storage.models import FieldValue, Friend, OutsideEvent, OutsideEventStatus
 from storage.upsert import insert_ignore
 
 MAX_ID = 100
@@ -152,22 +152,23 @@ def post_event(runtime: Runtime, body: dict[str, Any]) -> dict[str, Any]:
                 "name": request.name,
                 "friend_id": turn.record.friend.id,
                 "properties": request.properties,
-                "status": "done",
+                "status": OutsideEventStatus.DONE,
                 "received_at": turn.now,
             },
             ["event_id"],
         )
+        status: str
         if inserted:
             turn.event_values = dict(request.properties)
             status = runtime.dispatcher.on_outside_event(turn, request.name)
-            if status != "done":
+            if status != OutsideEventStatus.DONE:
                 session.execute(
                     update(OutsideEvent)
                     .where(OutsideEvent.event_id == request.event_id)
                     .values(status=status)
                 )
         else:
-            status = "duplicate"
+            status = "duplicate"  # the id was seen before: nothing ran (no column value)
         return {
             "id": request.event_id,
             "status": status,

@@ -14,7 +14,7 @@ from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from bot.services.errors import InvalidInput, NotFound
 from bot.services.turns import FriendNotFound, run_turn
-from storage.models import Conversation, Friend, FriendTag, Tag
+from storage.models import Conversation, ConversationStatus, Friend, FriendTag, Tag
 
 MAX_PAGE = 500
 
@@ -23,7 +23,9 @@ def friend_json(record: FriendRecord, session: Session) -> dict[str, Any]:
     friend = record.friend
     conv = session.scalars(
         select(Conversation)
-        .where(Conversation.friend_id == friend.id, Conversation.status == "active")
+        .where(
+            Conversation.friend_id == friend.id, Conversation.status == ConversationStatus.ACTIVE
+        )
         .order_by(Conversation.id.desc())
         .limit(1)
     ).first()

@@ -13,7 +13,15 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from bot.runtime import LATENCY_BUCKETS, ProcessMetrics, Runtime
-from storage.models import Broadcast, OutboxMessage, SequenceEnrollment, WebhookEvent
+from storage.models import (
+    Broadcast,
+    BroadcastStatus,
+    EnrollmentStatus,
+    OutboxMessage,
+    OutboxStatus,
+    SequenceEnrollment,
+    WebhookEvent,
+)
 
 
 def _escape(value: str) -> str:
@@ -38,19 +46,20 @@ def render(runtime: Runtime) -> str:
         ).all()
         oldest_due = session.scalar(
             select(func.min(OutboxMessage.due_at)).where(
-                OutboxMessage.status == "pending", OutboxMessage.due_at <= now
+                OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.due_at <= now
             )
         )
         # Due work not yet in the outbox: a stopped worker plans nothing, so the outbox's lag
         # alone would read 0 while steps and broadcasts wait. Both are indexed lookups.
         oldest_step = session.scalar(
             select(func.min(SequenceEnrollment.next_due_at)).where(
-                SequenceEnrollment.status == "active", SequenceEnrollment.next_due_at <= now
+                SequenceEnrollment.status == EnrollmentStatus.ACTIVE,
+                SequenceEnrollment.next_due_at <= now,
             )
         )
         oldest_broadcast = session.scalar(
             select(func.min(Broadcast.send_at)).where(
-                Broadcast.status == "scheduled", Broadcast.send_at <= now
+                Broadcast.status == BroadcastStatus.SCHEDULED, Broadcast.send_at <= now
             )
         )
         events = session.execute(

@@ -6,12 +6,12 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from bot import segments
 from bot.runtime import Runtime
-from bot.segments import compile as segments
 from bot.services import broadcasts, cost
 from bot.services.audiences import AudienceError, import_audience, list_audiences
 from bot.services.errors import InvalidInput
-from storage.models import Friend
+from storage.models import Friend, FriendStatus
 
 
 def _condition(runtime: Runtime, body: dict[str, Any]) -> Any:
@@ -37,7 +37,7 @@ def reach(runtime: Runtime, body: dict[str, Any], *, sample: int) -> dict[str, A
             else []
         )
         total = session.scalar(
-            select(func.count()).select_from(Friend).where(Friend.status == "following")
+            select(func.count()).select_from(Friend).where(Friend.status == FriendStatus.FOLLOWING)
         )
     estimate = cost.estimate(count, int(total or 0), runtime.settings, runtime.line)
     warnings = estimate.pop("warnings")

@@ -29,7 +29,15 @@ from bot.delivery.outbox import claim, queue_menu_links
 from bot.line.client import LineClient, LineError, LineRateLimited, LineRejected
 from bot.runtime import Runtime
 from bot.segments.compile import segment_clause
-from storage.models import Friend, OutboxMessage, RichMenuVersion
+from storage.models import (
+    Friend,
+    FriendStatus,
+    OutboxKind,
+    OutboxMessage,
+    OutboxStatus,
+    RichMenuStatus,
+    RichMenuVersion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +126,13 @@ class RichMenuSync:
         plan = SyncPlan(catalogue)
         with self.runtime.db.read() as session:
             versions = list(
-                session.scalars(select(RichMenuVersion).where(RichMenuVersion.status != "deleted"))
+                session.scalars(
+                    select(RichMenuVersion).where(RichMenuVersion.status != RichMenuStatus.DELETED)
+                )
             )
         at_line = self.line.rich_menu_names()
         known_ids = {v.line_id for v in versions}
-        active = {v.name: v for v in versions if v.status == "active"}
+        active = {v.name: v for v in versions if v.status == RichMenuStatus.ACTIVE}
         for name, menu in catalogue.rich_menus.items():
             digest = content_hash(menu, folder)
             current = active.get(name)
@@ -135,7 +145,7 @@ class RichMenuSync:
             else:
                 plan.menus.append(MenuStep(name, "replace" if current else "create", digest))
         plan.retire = [v for n, v in active.items() if n not in catalogue.rich_menus]
-        plan.stale = [v for v in versions if v.status == "retired"]
+        plan.stale = [v for v in versions if v.status == RichMenuStatus.RETIRED]
         plan.orphans = [
             line_id
             for line_id, line_name_ in at_line.items()
@@ -214,15 +224,18 @@ class RichMenuSync:
         with self.runtime.db.write() as session:
             session.execute(
                 update(RichMenuVersion)
-                .where(RichMenuVersion.name == menu.rich_menu, RichMenuVersion.status == "active")
-                .values(status="retired", retired_at=now)
+                .where(
+                    RichMenuVersion.name == menu.rich_menu,
+                    RichMenuVersion.status == RichMenuStatus.ACTIVE,
+                )
+                .values(status=RichMenuStatus.RETIRED, retired_at=now)
             )
             session.add(
                 RichMenuVersion(
                     name=menu.rich_menu,
                     content_hash=digest,
                     line_id=line_id,
-                    status="active",
+                    status=RichMenuStatus.ACTIVE,
                     created_at=now,
                 )
             )
@@ -237,7 +250,7 @@ class RichMenuSync:
             session.execute(
                 update(RichMenuVersion)
                 .where(RichMenuVersion.id.in_([v.id for v in versions]))
-                .values(status="retired", retired_at=now)
+                .values(status=RichMenuStatus.RETIRED, retired_at=now)
             )
 
     def _delete_retired(self) -> list[str]:
@@ -249,19 +262,20 @@ class RichMenuSync:
                 select(func.count())
                 .select_from(OutboxMessage)
                 .where(
-                    OutboxMessage.kind == "richmenu",
-                    OutboxMessage.status.in_(("pending", "sending")),
+                    OutboxMessage.kind == OutboxKind.RICHMENU,
+                    OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
                 )
             )
             if waiting:
                 return []
             still_on = select(Friend.id).where(
-                Friend.status == "following", Friend.rich_menu_id == RichMenuVersion.line_id
+                Friend.status == FriendStatus.FOLLOWING,
+                Friend.rich_menu_id == RichMenuVersion.line_id,
             )
             retired = list(
                 session.scalars(
                     select(RichMenuVersion).where(
-                        RichMenuVersion.status == "retired", ~still_on.exists()
+                        RichMenuVersion.status == RichMenuStatus.RETIRED, ~still_on.exists()
                     )
                 )
             )
@@ -272,7 +286,7 @@ class RichMenuSync:
                 session.execute(
                     update(RichMenuVersion)
                     .where(RichMenuVersion.id == version.id)
-                    .values(status="deleted")
+                    .values(status=RichMenuStatus.DELETED)
                 )
             deleted.append(version.line_id)
         return deleted
@@ -320,19 +334,22 @@ class RichMenuSync:
         own_row = (
             select(OutboxMessage.id)
             .where(
-                OutboxMessage.kind == "richmenu",
+                OutboxMessage.kind == OutboxKind.RICHMENU,
                 OutboxMessage.friend_id == Friend.id,
-                OutboxMessage.status.in_(("pending", "sending")),
+                OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
             )
             .exists()
         )
         wanted = (
             select(RichMenuVersion.line_id)
-            .where(RichMenuVersion.name == Friend.rich_menu, RichMenuVersion.status == "active")
+            .where(
+                RichMenuVersion.name == Friend.rich_menu,
+                RichMenuVersion.status == RichMenuStatus.ACTIVE,
+            )
             .scalar_subquery()
         )
         mismatch = select(Friend.line_user_id).where(
-            Friend.status == "following",
+            Friend.status == FriendStatus.FOLLOWING,
             func.coalesce(wanted, literal("")) != func.coalesce(Friend.rich_menu_id, literal("")),
             # a friend assigned a menu LINE does not have yet is left for a later sync
             ~and_(Friend.rich_menu.is_not(None), wanted.is_(None)),
@@ -394,7 +411,10 @@ def pending_links(runtime: Runtime) -> int:
             session.scalar(
                 select(func.count())
                 .select_from(OutboxMessage)
-                .where(OutboxMessage.kind == "richmenu", OutboxMessage.status == "pending")
+                .where(
+                    OutboxMessage.kind == OutboxKind.RICHMENU,
+                    OutboxMessage.status == OutboxStatus.PENDING,
+                )
             )
             or 0
         )

@@ -15,7 +15,7 @@ from bot.engine.turn import Turn
 from bot.line.client import LineError
 from bot.runtime import Runtime
 from bot.services.turns import finish_turns, lock_friend
-from storage.models import OutboxMessage, WebhookEvent
+from storage.models import FriendStatus, OutboxMessage, WebhookEvent, WebhookEventStatus
 from storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -26,7 +26,8 @@ HANDLED_TYPES = ("follow", "unfollow", "message", "postback")
 @dataclass
 class Processed:
     webhook_event_id: str
-    status: str  # done | duplicate | ignored | failed
+    # The event's WebhookEventStatus (done | ignored | failed), or duplicate: seen before.
+    status: str
     outbox: list[OutboxMessage] = field(default_factory=list)
 
 
@@ -104,7 +105,7 @@ def _apply(
                 "payload": event,
                 # Written as done: if processing fails the whole transaction rolls back and
                 # the event is recorded as failed instead (see _record_failure).
-                "status": "done",
+                "status": WebhookEventStatus.DONE,
                 "received_at": now,
                 "processed_at": now,
             },
@@ -112,7 +113,7 @@ def _apply(
         )
         if not inserted and not _retake_failed(session, webhook_event_id, now):
             return Processed(webhook_event_id, "duplicate")
-        status = "ignored"
+        status = WebhookEventStatus.IGNORED
         rows: list[OutboxMessage] = []
         if uid is not None and kind in HANDLED_TYPES:
             friend = lock_friend(
@@ -130,7 +131,7 @@ def _apply(
                 )
                 status = _dispatch(runtime, turn, event, kind, profile_name)
                 rows = finish_turns(runtime, session, [turn], now=now)
-        if status != "done":
+        if status != WebhookEventStatus.DONE:
             session.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.webhook_event_id == webhook_event_id)
@@ -146,22 +147,23 @@ def _retake_failed(session: Session, webhook_event_id: str, now: datetime) -> bo
     if session.get_bind().dialect.name == "postgresql":
         statement = statement.with_for_update()
     row = session.scalars(statement).one()
-    if row.status != "failed":
+    if row.status != WebhookEventStatus.FAILED:
         return False
-    row.status, row.error, row.processed_at, row.is_redelivery = "done", None, now, True
+    row.status, row.error = WebhookEventStatus.DONE, None
+    row.processed_at, row.is_redelivery = now, True
     return True
 
 
 def _dispatch(
     runtime: Runtime, turn: Turn, event: dict[str, Any], kind: str, profile_name: str | None
-) -> str:
+) -> WebhookEventStatus:
     friend = turn.record.friend
     dispatcher = runtime.dispatcher
     now = turn.now
     if kind == "follow":
         flag = (event.get("follow") or {}).get("isUnblocked")
         unblocked = flag if isinstance(flag, bool) else friend.followed_at is not None
-        friend.status = "following"
+        friend.status = FriendStatus.FOLLOWING
         if profile_name:
             friend.display_name = profile_name[:200]
         if unblocked:
@@ -169,30 +171,30 @@ def _dispatch(
         else:
             friend.followed_at = now
         dispatcher.on_follow(turn, unblocked=unblocked)
-        return "done"
+        return WebhookEventStatus.DONE
     if kind == "unfollow":
-        friend.status = "blocked"
+        friend.status = FriendStatus.BLOCKED
         friend.blocked_at = now
         turn.reply_token = None  # LINE gives none, and a blocked friend receives nothing
         dispatcher.on_unfollow(turn)
-        return "done"
-    if friend.followed_at is None and friend.status == "following":
+        return WebhookEventStatus.DONE
+    if friend.followed_at is None and friend.status == FriendStatus.FOLLOWING:
         # A message from someone we never saw follow (events before stepline was installed).
         friend.followed_at = now
     if kind == "message":
         message = event.get("message") or {}
         if message.get("type") == "text" and isinstance(message.get("text"), str):
             dispatcher.on_text(turn, message["text"])
-            return "done"
-        return "ignored"
+            return WebhookEventStatus.DONE
+        return WebhookEventStatus.IGNORED
     if kind == "postback":
         postback = event.get("postback") or {}
         data = postback.get("data")
         if isinstance(data, str):
             params = postback.get("params") if isinstance(postback.get("params"), dict) else None
             dispatcher.on_postback(turn, data, params)
-            return "done"
-    return "ignored"
+            return WebhookEventStatus.DONE
+    return WebhookEventStatus.IGNORED
 
 
 def _record_failure(
@@ -210,7 +212,7 @@ def _record_failure(
                 "line_user_id": user_id(event),
                 "is_redelivery": False,
                 "payload": event,
-                "status": "failed",
+                "status": WebhookEventStatus.FAILED,
                 "error": detail,
                 "received_at": now,
             },
@@ -220,7 +222,7 @@ def _record_failure(
             session.execute(
                 update(WebhookEvent)
                 .where(WebhookEvent.webhook_event_id == webhook_event_id)
-                .values(status="failed", error=detail)
+                .values(status=WebhookEventStatus.FAILED, error=detail)
             )
 
 

@@ -3,7 +3,7 @@
 The models check one document's shape; lint checks what needs the whole catalogue (every name
 defined, values that fit their fields, steps that can be reached, valid LINE messages within
 LINE's limits, templates that compile, keywords and postbacks that do not collide). `base`
-holds `LinterBase`, what every kind of document shares, with `value_problem` and `sdk_reason`;
+holds `LinterBase`, what every kind of document shares, with `value_problem`;
 `flows`, `sequences`, `keywords` and `documents` each add one mixin of it, `richmenus` holds
 functions given the linter, and `Linter` here combines them all. Those modules import `base`
 only, never each other nor this package; of stepline outside `bot.catalogue` they may import
@@ -13,7 +13,7 @@ only `bot.line` (limits, the SDK's message check) and, lazily, `bot.richmenus` (
 from __future__ import annotations
 
 from bot.catalogue.catalogue import Catalogue, Problem
-from bot.catalogue.lint.base import LinterBase, sdk_reason, value_problem
+from bot.catalogue.lint.base import LinterBase, value_problem
 from bot.catalogue.lint.documents import DocumentLint
 from bot.catalogue.lint.flows import FlowLint
 from bot.catalogue.lint.keywords import KeywordLint
@@ -70,4 +70,4 @@ def lint(
     return Linter(documents, catalogue, broken).run()
 
 
-__all__ = ["Linter", "LinterBase", "lint", "sdk_reason", "value_problem"]
+__all__ = ["Linter", "LinterBase", "lint", "value_problem"]

@@ -1,7 +1,7 @@
 """What every kind of document shares: `LinterBase` holds the problems found and checks
 what any document may contain (names of tags, fields, flows, links, events, sequences and rich
 menus; field values; templates and texts; LINE messages; actions; conditions; triggers), and
-the helpers `value_problem` and `sdk_reason`. Imports no other module of this package.
+the helper `value_problem`. Imports no other module of this package.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from bot.catalogue.source import Document, Locator, PathItem, place
 from bot.catalogue.templates import contains_template, make_environment
 from bot.catalogue.text import normalise
 from bot.line import limits
-from bot.line.sdk import to_sdk
+from bot.line.message_schema import message_problems
 
 Path_ = Sequence[PathItem]
 
@@ -140,35 +140,6 @@ def _range_text(low: float | None, high: float | None) -> str:
     if low is not None:
         return f"at least {number_text(low)}"
     return f"at most {number_text(high)}"
-
-
-def sdk_reason(exc: Exception) -> str:
-    """The SDK's complaint about a message, in fewer words."""
-    text = str(exc).removeprefix("not a valid LINE message: ").strip()
-    pydantic_v1 = re.match(r"\d+ validation errors? for (\w+)\n(.*)", text, re.S)
-    if pydantic_v1:
-        model, body = pydantic_v1.groups()
-        lines = [line for line in body.splitlines() if line.strip()]
-        parts = []
-        for loc, msg in zip(lines[::2], lines[1::2], strict=False):
-            msg = re.sub(r"\s*\(type=.*\)$", "", msg.strip())
-            if msg in ("none is not an allowed value", "field required"):
-                msg = "is required"
-            parts.append(f"'{loc.strip()}' {msg}")
-        return f"{model}: {'; '.join(parts)}"
-    lookup = re.match(
-        r"(\w+) failed to lookup discriminator value from (.*)\. Discriminator property name: "
-        r"(\w+), mapping: \{(.*)\}",
-        text,
-        re.S,
-    )
-    if lookup:
-        model, _, prop, mapping = lookup.groups()
-        options = re.findall(r'"(\w+)":', mapping)
-        return f"{model}: '{prop}' must be one of {', '.join(options)}"
-    if re.fullmatch(r"'\w+'", text):
-        return f"missing key {text}"
-    return text
 
 
 class LinterBase:
@@ -317,11 +288,11 @@ class LinterBase:
             return False
         return True
 
-    def sdk(self, loc: Locator, path: Path_, api_json: dict[str, Any], what: str) -> None:
-        try:
-            to_sdk(api_json)
-        except ValueError as exc:
-            self.report(loc, path, f"invalid {what}: {sdk_reason(exc)}")
+    def schema(self, loc: Locator, path: Path_, api_json: dict[str, Any], what: str) -> None:
+        """LINE's schema of a message object (`bot.line.message_schema`)."""
+        problems = message_problems(api_json)
+        if problems:
+            self.report(loc, path, f"invalid {what}: {'; '.join(problems)}")
 
     # ------------------------------------------------------------------ messages
 
@@ -361,11 +332,12 @@ class LinterBase:
             if action.data is not None:
                 ok = self.data(loc, [*sub, "data"], action.data) and ok
         if not ok:
-            return  # the SDK would only repeat what is said above
+            return  # LINE's schema would only repeat what is said above
         try:
             api_json = messages.build(message)
-        except ValueError as exc:
-            self.report(loc, path, f"invalid {_message_kind(message)} message: {sdk_reason(exc)}")
+        except messages.InvalidMessage as exc:
+            problems = "; ".join(exc.problems)
+            self.report(loc, path, f"invalid {_message_kind(message)} message: {problems}")
             return
         for problem in messages.limit_problems(api_json):
             self.report(loc, path, problem)
@@ -404,7 +376,7 @@ class LinterBase:
         """A bare text that is sent as a text message (`say`, a keyword's `reply`)."""
         self.text(loc, path, text)
         if limits.utf16_len(text) <= limits.MAX_TEXT_UTF16:
-            self.sdk(loc, path, messages.text_message(text), "text message")
+            self.schema(loc, path, messages.text_message(text), "text message")
 
     # ------------------------------------------------------------------ actions
 

@@ -132,7 +132,7 @@ class FlowLint(LinterBase):
                     }
                 )
         if ok:
-            self.sdk(
+            self.schema(
                 loc, [*path, "text"], messages.text_message(step.text, quick or None), "question"
             )
 

@@ -18,7 +18,8 @@ from bot.catalogue.models import Condition, FieldDef
 from bot.engine.conditions import evaluate
 from bot.engine.fields import to_json, typed_columns
 from bot.engine.friend_record import FriendRecord
-from bot.segments.compile import FRIENDS, segment_clause, tag_ids_for
+from bot.segments.compile import FRIENDS, segment_clause
+from bot.segments.queries import tag_ids_for
 from storage.db import Database
 from storage.models import (
     Answer,

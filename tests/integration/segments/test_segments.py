@@ -16,14 +16,9 @@ from sqlalchemy import event, select
 from bot.catalogue.models import Condition, SegmentDoc, TagCondition
 from bot.clock import FrozenClock
 from bot.engine.friend_record import FriendRecord
-from bot.segments.compile import (
-    SegmentError,
-    count_matching,
-    matching_ids_select,
-    resolve,
-    sample_matching,
-    segment_clause,
-)
+from bot.segments.compile import segment_clause
+from bot.segments.queries import count_matching, matching_ids_select, sample_matching
+from bot.segments.resolving import SegmentError, resolve
 from storage.db import Database
 from storage.models import Friend
 from tests.integration.segments import (

@@ -27,7 +27,8 @@ from bot.catalogue.models import Condition
 from bot.clock import FrozenClock
 from bot.engine.conditions import evaluate
 from bot.engine.friend_record import FriendRecord
-from bot.segments.compile import FRIENDS, count_matching, segment_clause
+from bot.segments.compile import FRIENDS, segment_clause
+from bot.segments.queries import count_matching
 from storage.db import Database
 from storage.models import Friend
 from tests.integration.segments import CATALOGUE, FriendSpec, clear, write_friends

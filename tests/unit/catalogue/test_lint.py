@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.catalogue import CatalogueError
-from bot.catalogue.lint import sdk_reason, value_problem
+from bot.catalogue.lint import value_problem
 from bot.catalogue.loader import load_catalogue
 from bot.catalogue.models import FieldDef
 from tests.unit.catalogue.conftest import Write
@@ -212,7 +212,3 @@ def test_value_problem() -> None:
     assert value_problem(number, True) == "expected a number, got true"
     assert value_problem(FieldDef(type="boolean"), "yes") == "expected true or false, got 'yes'"
     assert value_problem(FieldDef(type="integer"), "{{ event.n }}") is None
-
-
-def test_sdk_reason() -> None:
-    assert sdk_reason(ValueError("not a valid LINE message: 'type'")) == "missing key 'type'"
