@@ -19,6 +19,7 @@ from storage.models import (
     EnrollmentStatus,
     FieldValue,
     Friend,
+    FriendStatus,
     FriendTag,
     LinkClick,
     SequenceEnrollment,
@@ -260,3 +261,26 @@ class TagIds:
     def committed(self) -> None:
         self.known.update(self.pending)
         self.pending.clear()
+
+
+def lock_friend(session: Session, line_user_id: str, now: Any, *, create: bool) -> Friend | None:
+    """The friend's row, locked for this transaction so one user's events never interleave."""
+    statement = select(Friend).where(Friend.line_user_id == line_user_id)
+    if session.get_bind().dialect.name == "postgresql":
+        statement = statement.with_for_update()
+    # SQLite: BEGIN IMMEDIATE already serialises every writer.
+    friend = session.scalars(statement).first()
+    if friend is None and create:
+        insert_ignore(
+            session,
+            Friend.__table__,  # type: ignore[arg-type]
+            {
+                "line_user_id": line_user_id,
+                "display_name": "",
+                "status": FriendStatus.FOLLOWING,
+                "created_at": now,
+            },
+            ["line_user_id"],
+        )
+        friend = session.scalars(statement).first()
+    return friend

@@ -1,4 +1,5 @@
-"""Turns: the friend's row locked, the engine run, and the one end of every turn.
+"""Turns: the friend's row locked (`bot.engine.friend_record.lock_friend`), the engine run,
+and the one end of every turn.
 
 `finish_turns` is how every caller — a webhook event, the admin API, a tracked link, a timeout,
 a sequence step, a personal broadcast — ends one friend's turn (or a batch of them) in its
@@ -12,45 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.delivery.outbox import claim, queue_for_friend, queue_grouped, queue_menu_link
+from bot.engine.friend_record import lock_friend
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
-from storage.models import Friend, FriendStatus, OutboxMessage
-from storage.upsert import insert_ignore
+from storage.models import OutboxMessage
 
 T = TypeVar("T")
 
 
 class FriendNotFound(LookupError):
     """No friend with that LINE user id."""
-
-
-def lock_friend(session: Session, line_user_id: str, now: Any, *, create: bool) -> Friend | None:
-    """The friend's row, locked for this transaction so one user's events never interleave."""
-    statement = select(Friend).where(Friend.line_user_id == line_user_id)
-    if session.get_bind().dialect.name == "postgresql":
-        statement = statement.with_for_update()
-    # SQLite: BEGIN IMMEDIATE already serialises every writer.
-    friend = session.scalars(statement).first()
-    if friend is None and create:
-        insert_ignore(
-            session,
-            Friend.__table__,  # type: ignore[arg-type]
-            {
-                "line_user_id": line_user_id,
-                "display_name": "",
-                "status": FriendStatus.FOLLOWING,
-                "created_at": now,
-            },
-            ["line_user_id"],
-        )
-        friend = session.scalars(statement).first()
-    return friend
 
 
 def finish_turns(

@@ -11,11 +11,12 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.engine.turn import Turn
+from bot.engine.events import apply_event
+from bot.engine.friend_record import lock_friend
 from bot.line.client import LineError
 from bot.runtime import Runtime
-from bot.services.turns import finish_turns, lock_friend
-from storage.models import FriendStatus, OutboxMessage, WebhookEvent, WebhookEventStatus
+from bot.services.turns import finish_turns
+from storage.models import OutboxMessage, WebhookEvent, WebhookEventStatus
 from storage.upsert import insert_ignore
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def _apply(
                     f"webhook:{webhook_event_id}",
                     reply_token=_reply_token(event),
                 )
-                status = _dispatch(runtime, turn, event, kind, profile_name)
+                status = apply_event(runtime.dispatcher, turn, event, profile_name=profile_name)
                 rows = finish_turns(runtime, session, [turn], now=now)
         if status != WebhookEventStatus.DONE:
             session.execute(
@@ -152,49 +153,6 @@ def _retake_failed(session: Session, webhook_event_id: str, now: datetime) -> bo
     row.status, row.error = WebhookEventStatus.DONE, None
     row.processed_at, row.is_redelivery = now, True
     return True
-
-
-def _dispatch(
-    runtime: Runtime, turn: Turn, event: dict[str, Any], kind: str, profile_name: str | None
-) -> WebhookEventStatus:
-    friend = turn.record.friend
-    dispatcher = runtime.dispatcher
-    now = turn.now
-    if kind == "follow":
-        flag = (event.get("follow") or {}).get("isUnblocked")
-        unblocked = flag if isinstance(flag, bool) else friend.followed_at is not None
-        friend.status = FriendStatus.FOLLOWING
-        if profile_name:
-            friend.display_name = profile_name[:200]
-        if unblocked:
-            friend.unblocked_at = now
-        else:
-            friend.followed_at = now
-        dispatcher.on_follow(turn, unblocked=unblocked)
-        return WebhookEventStatus.DONE
-    if kind == "unfollow":
-        friend.status = FriendStatus.BLOCKED
-        friend.blocked_at = now
-        turn.reply_token = None  # LINE gives none, and a blocked friend receives nothing
-        dispatcher.on_unfollow(turn)
-        return WebhookEventStatus.DONE
-    if friend.followed_at is None and friend.status == FriendStatus.FOLLOWING:
-        # A message from someone we never saw follow (events before stepline was installed).
-        friend.followed_at = now
-    if kind == "message":
-        message = event.get("message") or {}
-        if message.get("type") == "text" and isinstance(message.get("text"), str):
-            dispatcher.on_text(turn, message["text"])
-            return WebhookEventStatus.DONE
-        return WebhookEventStatus.IGNORED
-    if kind == "postback":
-        postback = event.get("postback") or {}
-        data = postback.get("data")
-        if isinstance(data, str):
-            params = postback.get("params") if isinstance(postback.get("params"), dict) else None
-            dispatcher.on_postback(turn, data, params)
-            return WebhookEventStatus.DONE
-    return WebhookEventStatus.IGNORED
 
 
 def _record_failure(

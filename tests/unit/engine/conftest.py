@@ -35,7 +35,6 @@ import pytest
 from pydantic import TypeAdapter
 from ruamel.yaml import YAML
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
 from bot.catalogue import Catalogue
 from bot.catalogue.loader import load_catalogue
@@ -44,7 +43,8 @@ from bot.catalogue.postbacks import choice_data
 from bot.clock import FrozenClock
 from bot.engine import fields as fieldlib
 from bot.engine.dispatch import Dispatcher
-from bot.engine.friend_record import FriendRecord, TagIds
+from bot.engine.events import apply_event
+from bot.engine.friend_record import FriendRecord, TagIds, lock_friend
 from bot.engine.sequences import Sequences
 from bot.engine.templates import Templates
 from bot.engine.turn import Turn
@@ -54,7 +54,6 @@ from storage.models import (
     Conversation,
     FieldValue,
     Friend,
-    FriendStatus,
     FriendTag,
     SequenceEnrollment,
     Tag,
@@ -123,7 +122,7 @@ class Engine:
         now = self.clock.now()
         tag_ids = self.tag_ids.fork()
         with self.db.write() as session:
-            friend = _lock_friend(session, user, now, create=create)
+            friend = lock_friend(session, user, now, create=create)
             if friend is None:
                 raise LookupError(f"no friend {user}")
             yield Turn(
@@ -134,39 +133,29 @@ class Engine:
             )
         tag_ids.committed()
 
-    def follow(self, user: str, name: str = "花子") -> Outcome:
-        """A follow event (an unblock if the friend followed before)."""
-        with self.turn(user, create=True) as turn:
-            friend = turn.record.friend
-            unblocked = friend.followed_at is not None
-            friend.status = FriendStatus.FOLLOWING
-            friend.display_name = name
-            if unblocked:
-                friend.unblocked_at = turn.now
-            else:
-                friend.followed_at = turn.now
-            self.dispatcher.on_follow(turn, unblocked=unblocked)
+    def event(
+        self, user: str, event: dict[str, Any], *, profile_name: str | None = None
+    ) -> Outcome:
+        """One LINE webhook event of `user`, applied as the webhook service applies it
+        (`bot.engine.events.apply_event`): follow/block bookkeeping, then the dispatcher."""
+        with self.turn(user, create=event.get("type") != "unfollow") as turn:
+            apply_event(self.dispatcher, turn, event, profile_name=profile_name)
         return Outcome.of(turn)
 
+    def follow(self, user: str, name: str = "花子") -> Outcome:
+        """A follow event (an unblock if the friend followed before)."""
+        return self.event(user, {"type": "follow"}, profile_name=name)
+
     def unfollow(self, user: str) -> Outcome:
-        with self.turn(user) as turn:
-            turn.record.friend.status = FriendStatus.BLOCKED
-            turn.record.friend.blocked_at = turn.now
-            self.dispatcher.on_unfollow(turn)
-        return Outcome.of(turn)
+        return self.event(user, {"type": "unfollow"})
 
     def say(self, user: str, text: str) -> Outcome:
         """The friend types `text`."""
-        with self.turn(user, create=True) as turn:
-            _seen(turn)
-            self.dispatcher.on_text(turn, text)
-        return Outcome.of(turn)
+        return self.event(user, {"type": "message", "message": {"type": "text", "text": text}})
 
     def postback(self, user: str, data: str, params: dict[str, Any] | None = None) -> Outcome:
-        with self.turn(user, create=True) as turn:
-            _seen(turn)
-            self.dispatcher.on_postback(turn, data, params)
-        return Outcome.of(turn)
+        postback: dict[str, Any] = {"data": data} | ({"params": params} if params else {})
+        return self.event(user, {"type": "postback", "postback": postback})
 
     def tap(
         self, user: str, flow: str, step: str, index: int, params: dict[str, Any] | None = None
@@ -247,26 +236,6 @@ class Engine:
                 return None
             due = row.next_due_at.astimezone(TOKYO) if row.next_due_at else None
             return {"status": row.status, "next_step": row.next_step, "due": due}
-
-
-def _lock_friend(session: Session, user: str, now: datetime, *, create: bool) -> Friend | None:
-    """The friend's row, created on first contact (`bot.services.turns.lock_friend` for
-    SQLite, where BEGIN IMMEDIATE already serialises writers)."""
-    friend = session.scalars(select(Friend).where(Friend.line_user_id == user)).first()
-    if friend is None and create:
-        friend = Friend(
-            line_user_id=user, display_name="", status=FriendStatus.FOLLOWING, created_at=now
-        )
-        session.add(friend)
-        session.flush()
-    return friend
-
-
-def _seen(turn: Turn) -> None:
-    """A message or postback from someone never seen following (as `_dispatch` does)."""
-    friend = turn.record.friend
-    if friend.followed_at is None and friend.status == FriendStatus.FOLLOWING:
-        friend.followed_at = turn.now
 
 
 # ---------------------------------------------------------------------------- YAML snippets
