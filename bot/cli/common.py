@@ -33,6 +33,18 @@ def configure_process_logging(settings: Settings) -> None:
     configure_logging(settings)
 
 
+def process_settings_or_exit() -> Settings:
+    """The settings of a long-running process that talks to LINE (`serve`, `worker`): read,
+    logging set up, LINE's credentials required; a clear exit otherwise."""
+    settings = settings_or_exit()
+    configure_process_logging(settings)
+    try:
+        settings.require_line_credentials()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return settings
+
+
 def runtime_or_exit() -> Runtime:
     """The runtime, or a clear exit if the settings or the catalogue are broken."""
     from bot.catalogue.catalogue import CatalogueError

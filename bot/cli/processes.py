@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bot.cli.common import configure_process_logging, settings_or_exit
-from bot.config import ConfigError
+from bot.cli.common import process_settings_or_exit
 
 
 @click.command("serve")
@@ -19,12 +18,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     from bot.catalogue.loader import load_catalogue
     from bot.web.serving import run_gunicorn
 
-    settings = settings_or_exit()
-    configure_process_logging(settings)
-    try:
-        settings.require_line_credentials()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    settings = process_settings_or_exit()
     try:
         load_catalogue(settings.flows_dir)
     except CatalogueError as exc:
@@ -63,12 +57,7 @@ def worker(once: bool, batch: int, threads: int, tick: float) -> None:
     from bot.runtime import Runtime
     from bot.scheduler.ticks import run_worker
 
-    settings = settings_or_exit()
-    configure_process_logging(settings)
-    try:
-        settings.require_line_credentials()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+    settings = process_settings_or_exit()
     runtime = Runtime(settings)
     try:
         run_worker(
