@@ -2,7 +2,7 @@
 diagrams, and what the documents mean for LINE (message and rich-menu objects, generated
 postback data, the template language).
 
-Imports only `bot.richmenus` (image checks), `bot.line` (limits, the SDK's message check) and
+Imports only `bot.richmenus` (image checks), `bot.line` (limits, LINE's message schema) and
 storage; everything above reads the catalogue.
 """
 

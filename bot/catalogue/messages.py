@@ -202,12 +202,22 @@ def fit_rendered(api_json: dict[str, Any]) -> tuple[dict[str, Any] | None, list[
     actions += template.get("actions", [])
     for column in template.get("columns", []):
         actions += column.get("actions", [])
+    if "altText" in api_json and not str(api_json["altText"]).strip():
+        # A template that failed renders empty (never raw Jinja); LINE refuses an empty one.
+        api_json["altText"] = "…"
+        changes.append("altText rendered empty; '…' sent instead")
     for action in actions:
         label = action.get("label")
-        if isinstance(label, str) and len(label) > MAX_LABEL:
+        if isinstance(label, str) and not label.strip():
+            action["label"] = "…"
+            changes.append("label rendered empty; '…' sent instead")
+        elif isinstance(label, str) and len(label) > MAX_LABEL:
             action["label"] = label[: MAX_LABEL - 1] + "…"
             changes.append(f"label {label!r} cut to {MAX_LABEL} characters")
-        if action.get("displayText") and len(action["displayText"]) > 300:
+        if isinstance(action.get("displayText"), str) and not action["displayText"].strip():
+            action["displayText"] = "…"
+            changes.append("displayText rendered empty; '…' sent instead")
+        elif action.get("displayText") and len(action["displayText"]) > 300:
             action["displayText"] = action["displayText"][:300]
             changes.append("displayText cut to 300 characters")
     return api_json, changes

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -68,11 +67,14 @@ class LazyGroup(click.Group):
 @click.version_option(package_name="stepline")
 def main() -> None:
     """Entry point of the `stepline` console script."""
-    # Before any command parses its options, so a .env in the working directory applies to
-    # every command (and to options read from the environment); the environment wins.
-    from dotenv import load_dotenv
+    # Before any command parses its options, so a .env applies to every command (and to
+    # options read from the environment); the environment wins. Like Flask's CLI before it,
+    # the nearest .env from the working directory upwards.
+    from dotenv import find_dotenv, load_dotenv
 
-    load_dotenv(Path.cwd() / ".env", override=False)
+    found = find_dotenv(usecwd=True)
+    if found:
+        load_dotenv(found, override=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bot.cli.common import configure_process_logging, settings_or_exit
+from bot.cli.common import configure_process_logging, fail, settings_or_exit
 
 
 @click.command("friends")
@@ -16,13 +16,18 @@ def friends(tag: str | None, limit: int) -> None:
     from rich.table import Table
 
     from bot.runtime import Runtime
+    from bot.services.errors import ServiceError
     from bot.services.friends import list_friends
 
     settings = settings_or_exit()
     configure_process_logging(settings)
     runtime = Runtime(settings)
     args = {"limit": str(limit)} | ({"tag": tag} if tag else {})
-    page = list_friends(runtime, args)
+    try:
+        page = list_friends(runtime, args)
+    except ServiceError as exc:
+        runtime.close()
+        fail(exc.message, exc.details)
     table = Table(title=f"{page['total']} friend(s)" + (f" tagged {tag}" if tag else ""))
     for column in ("LINE user id", "name", "status", "tags", "flow/state"):
         table.add_column(column)

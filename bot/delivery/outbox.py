@@ -287,3 +287,21 @@ def queue_menu_links(
     session.add_all(rows)
     session.flush()
     return rows
+
+
+def record_skipped(
+    session: Session,
+    friend: Friend,
+    messages: list[dict[str, Any]],
+    *,
+    cause: str,
+    due_at: datetime,
+    now: datetime,
+    reason: str,
+) -> OutboxMessage:
+    """A row for messages that were due but are not sent (status `skipped`, with why): the
+    outbox keeps the record of every planned send, sent or not."""
+    row = _row(OutboxKind.PUSH, friend, messages, cause, now)
+    row.status, row.due_at, row.error = OutboxStatus.SKIPPED, due_at, reason
+    session.add(row)
+    return row

@@ -23,19 +23,12 @@ from bot.catalogue.models import (
     SequenceStep,
     Trigger,
 )
+from bot.catalogue.templates import contains_template
 from bot.engine import conditions
 from bot.engine.actions import run_actions
-from bot.engine.templates import contains_template
 from bot.engine.triggers import trigger_matches
-from bot.engine.turn import Turn
-from storage.models import (
-    EnrollmentStatus,
-    FriendStatus,
-    OutboxKind,
-    OutboxMessage,
-    OutboxStatus,
-    SequenceEnrollment,
-)
+from bot.engine.turn import SkippedSend, Turn
+from storage.models import EnrollmentStatus, FriendStatus, SequenceEnrollment
 
 log = logging.getLogger(__name__)
 
@@ -207,23 +200,15 @@ class Sequences:
     def _record_skipped(
         self, turn: Turn, name: str, index: int, messages: list[dict[str, Any]], late: timedelta
     ) -> None:
-        friend = turn.record.friend
         log.warning(
             "%s: step %s/%d is late by %s; skipped (policy skip)", turn.cause, name, index, late
         )
-        turn.record.session.add(
-            OutboxMessage(
-                kind=OutboxKind.PUSH,
-                friend_id=friend.id,
-                recipients=[friend.line_user_id],
+        turn.skipped.append(
+            SkippedSend(
                 messages=messages,
-                retry_key=None,
-                cause=f"sequence:{name}/{index}"[:200],
-                status=OutboxStatus.SKIPPED,
-                attempts=0,
+                cause=f"sequence:{name}/{index}",
                 due_at=turn.now - late,
-                created_at=turn.now,
-                error=f"late by {late}; skipped by the late-step policy",
+                reason=f"late by {late}; skipped by the late-step policy",
             )
         )
 

@@ -19,6 +19,17 @@ log = logging.getLogger(__name__)
 MAX_TRIGGER_ROUNDS = 10  # a flow whose completion starts itself must not loop forever
 
 
+@dataclass(frozen=True)
+class SkippedSend:
+    """Messages the engine decided not to send (a step late beyond the grace under the
+    `skip` policy): the service that ends the turn records them, with why."""
+
+    messages: list[dict[str, Any]]
+    cause: str
+    due_at: datetime
+    reason: str
+
+
 @dataclass
 class Turn:
     """The friend, the catalogue in force, and what the turn has produced so far."""
@@ -39,6 +50,7 @@ class Turn:
     # The friend's rich menu changed (or must be linked again): the service that ends the
     # turn queues the link (`bot.services.turns.finish_turns`); the engine only decides.
     link_menu: bool = False
+    skipped: list[SkippedSend] = field(default_factory=list)  # recorded, never sent
 
     @property
     def now(self) -> datetime:

@@ -6,7 +6,8 @@ Used where messages come in — the YAML when it is loaded (`stepline check`), m
 to the admin API — so a message LINE would refuse is an error there, not a 400 at send time.
 It needs `jsonschema` (a tenth of a second to import), not LINE's SDK (about a second): the
 commands that never talk to LINE do not load the SDK. Validating costs a millisecond or two
-per message, so the send path does not re-validate what was checked on the way in.
+per message, so the engine does not validate again what was checked on the way in; the
+client (`bot.line.client`) still turns each message into the SDK's model to send it.
 """
 
 from __future__ import annotations

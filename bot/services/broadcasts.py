@@ -30,7 +30,7 @@ from typing import Any, cast
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table, func, insert, literal, or_, select, update
 
-from bot.catalogue.messages import build, to_api_json
+from bot.catalogue.messages import InvalidMessage, build, limit_problems, to_api_json
 from bot.catalogue.models import BroadcastDoc, MessageDef
 from bot.catalogue.templates import contains_template
 from bot.delivery.outbox import queue_multicast
@@ -93,9 +93,16 @@ def check_messages(messages: Any) -> list[MessageDef]:
         raise BroadcastError("'messages' are not valid message objects", details=details) from exc
     for index, message in enumerate(parsed):
         try:
-            build(message)
-        except ValueError as exc:
-            raise BroadcastError(f"messages.{index}: {exc}") from exc
+            api_json = build(message)
+        except InvalidMessage as exc:
+            raise BroadcastError(
+                f"messages.{index} is not a message LINE accepts", details=exc.problems
+            ) from exc
+        # LINE's limits beyond its schema (5,000 UTF-16 units of text, 20-character labels,
+        # 300-character postback data): refused here, not at send time.
+        problems = limit_problems(api_json)
+        if problems:
+            raise BroadcastError(f"messages.{index} exceeds LINE's limits", details=problems)
     return parsed
 
 
@@ -521,7 +528,8 @@ class Runner:
         owner = None if row.dry_run else runtime.sender.owner
         definitions = _MESSAGES.validate_python(row.messages)
         if not contains_template(json.dumps(row.messages, ensure_ascii=False)):
-            messages = [to_api_json(m) for m in definitions]  # checked when created
+            # Checked against LINE's schema and limits when the broadcast was created.
+            messages = [to_api_json(m) for m in definitions]
             rows = queue_multicast(
                 session,
                 [line_user_id for _, line_user_id in recipients],
@@ -529,6 +537,7 @@ class Runner:
                 cause=cause,
                 now=now,
                 claim_for=owner,
+                lease=runtime.sender.lease,
                 broadcast_id=row.id,
             )
         else:  # personal: rendered for each friend, one push each

@@ -17,7 +17,13 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session
 
-from bot.delivery.outbox import claim, queue_for_friend, queue_grouped, queue_menu_link
+from bot.delivery.outbox import (
+    claim,
+    queue_for_friend,
+    queue_grouped,
+    queue_menu_link,
+    record_skipped,
+)
 from bot.engine.friend_record import lock_friend
 from bot.engine.turn import Turn
 from bot.runtime import Runtime
@@ -47,6 +53,11 @@ def finish_turns(
     claimed); `group` lets friends who got identical messages share multicasts (a sequence
     step); `cause` names the grouped rows' cause when it is not the turns' own (the bulk
     path's `sequence:<name>/<step>`); `broadcast_id` marks the rows as that broadcast's."""
+    if group and (broadcast_id is not None or any(turn.reply_token for turn in turns)):
+        raise ValueError("grouped turns are pushes and multicasts: no reply token, no broadcast")
+    if not claim_rows and any(turn.link_menu for turn in turns):
+        # Unclaimed rows are a dry run's: a rich-menu link would really be sent by the worker.
+        raise ValueError("a turn that changed the friend's rich menu cannot end unclaimed")
     owner = runtime.sender.owner if claim_rows else None
     lease = runtime.sender.lease
     rows: list[OutboxMessage] = []
@@ -73,6 +84,18 @@ def finish_turns(
                 lease=lease,
                 broadcast_id=broadcast_id,
             )
+    for turn in turns:  # what the engine decided not to send is recorded, never sent
+        for skipped in turn.skipped:
+            record_skipped(
+                session,
+                turn.record.friend,
+                skipped.messages,
+                cause=skipped.cause,
+                due_at=skipped.due_at,
+                now=now,
+                reason=skipped.reason,
+            )
+        turn.skipped.clear()
     # A changed rich menu is linked right away too (LINE shows it at once), unless a link of
     # this friend is already on its way (then the worker sends this one after it).
     for turn in turns:

@@ -74,3 +74,14 @@ def test_no_module_imports_another_modules_private_names() -> None:
                     if private:
                         offences.append(f"{path.relative_to(ROOT)}: {node.module} {private}")
     assert offences == []
+
+
+def test_the_engine_writes_no_outbox_rows() -> None:
+    """The engine decides what to send (`Turn.outgoing`, `link_menu`, `skipped`); only the
+    services write outbox rows (`bot.services.turns.finish_turns`)."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "bot" / "engine").rglob("*.py")
+        if "OutboxMessage" in path.read_text(encoding="utf-8")
+    ]
+    assert offenders == []

@@ -7,7 +7,7 @@ holds `LinterBase`, what every kind of document shares, with `value_problem`;
 `flows`, `sequences`, `keywords` and `documents` each add one mixin of it, `richmenus` holds
 functions given the linter, and `Linter` here combines them all. Those modules import `base`
 only, never each other nor this package; of stepline outside `bot.catalogue` they may import
-only `bot.line` (limits, the SDK's message check) and, lazily, `bot.richmenus` (images, font).
+only `bot.line` (limits, LINE's message schema) and, lazily, `bot.richmenus` (images, font).
 """
 
 from __future__ import annotations

@@ -303,7 +303,7 @@ class LinterBase:
         message: MessageDef,
         keys: tuple[str, ...] | None = None,
     ) -> None:
-        """A message object: its templates, LINE's limits, then the SDK's own check.
+        """A message object: its templates, LINE's limits, then LINE's schema of a message object.
 
         `keys`: the message is only those keys of the YAML mapping at `path` (a sequence
         step's `text` and `quick_replies`)."""

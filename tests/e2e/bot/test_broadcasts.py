@@ -210,6 +210,14 @@ def test_a_broadcast_dropped_half_way_resumes_without_duplicates(stack: Stack) -
         ({"segment": {"tag": "VIP会員"}, "messages": [{"txt": "x"}]}, "message"),
         ({"segment": {"tag": "VIP会員"}, "messages": [{"text": "x"}], "send_at": "soon"}, "ISO"),
         ({"segment": {"tag": "VIP会員"}, "messages": [{"text": "x"}], "extra": 1}, "unknown"),
+        ({"segment": {"tag": "VIP会員"}, "messages": [{"text": "あ" * 5001}]}, "LINE's limits"),
+        (
+            {
+                "segment": {"tag": "VIP会員"},
+                "messages": [{"flex": {"alt_text": "a", "contents": {"type": "bubbl"}}}],
+            },
+            "not a message LINE accepts",
+        ),
     ],
 )
 def test_bad_broadcasts_are_refused_and_nothing_is_stored(

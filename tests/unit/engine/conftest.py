@@ -2,7 +2,7 @@
 
 A migrated SQLite file under `tmp_path`, a frozen clock (2026-11-23 10:00 in Tokyo), and a
 catalogue written inline as YAML. Each event runs as one turn in one transaction, as
-`bot.services.webhook_events._dispatch` runs it, and returns what the engine produced:
+`bot.engine.events.apply_event` runs it, and returns what the engine produced:
 
     def test_hello(make_engine: MakeEngine) -> None:
         engine = make_engine('''
@@ -25,7 +25,7 @@ import contextlib
 import shutil
 import textwrap
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -47,7 +47,7 @@ from bot.engine.events import apply_event
 from bot.engine.friend_record import FriendRecord, TagIds, lock_friend
 from bot.engine.sequences import Sequences
 from bot.engine.templates import Templates
-from bot.engine.turn import Turn
+from bot.engine.turn import SkippedSend, Turn
 from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import (
@@ -69,10 +69,11 @@ class Outcome:
 
     messages: list[dict[str, Any]]  # LINE message objects, in order
     link_menu: bool = False  # the friend's rich menu changed: the service would link it
+    skipped: list[SkippedSend] = field(default_factory=list)  # not sent: the service records
 
     @classmethod
     def of(cls, turn: Turn) -> Outcome:
-        return cls(turn.outgoing, turn.link_menu)
+        return cls(turn.outgoing, turn.link_menu, list(turn.skipped))
 
     @property
     def texts(self) -> list[str]:

@@ -6,9 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-from sqlalchemy import select
 
-from storage.models import OutboxMessage
 from tests.unit.engine.conftest import START, TOKYO, Engine, MakeEngine
 
 CATALOGUE = """
@@ -162,11 +160,13 @@ def test_late_policy_skip_records_the_step_instead_of_sending_it(
     engine = make_engine(CATALOGUE, late_policy="skip", late_grace=timedelta(hours=1))
     complete_welcome(engine)
     engine.move_to(START + timedelta(hours=2))
-    assert engine.run_due_step("U1", "welcome_steps").messages == []
-    with engine.db.read() as session:
-        skipped = session.scalars(select(OutboxMessage)).one()
-    assert skipped.status == "skipped"
+    ran = engine.run_due_step("U1", "welcome_steps")
+    assert ran.messages == []
+    (skipped,) = ran.skipped  # the service ending the turn records it (status skipped)
     assert skipped.messages == [{"type": "text", "text": "ご登録ありがとうございます"}]
+    assert skipped.cause == "sequence:welcome_steps/0"
+    assert skipped.due_at == START.astimezone(skipped.due_at.tzinfo)
+    assert "late by 2:00:00" in skipped.reason
 
 
 def test_a_reminder_is_planned_before_its_anchor(engine: Engine) -> None:

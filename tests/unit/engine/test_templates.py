@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.line.message_schema import message_problems
 from tests.unit.engine.conftest import Engine, MakeEngine
 
 CATALOGUE = """
@@ -49,3 +50,27 @@ def test_a_template_that_fails_drops_its_template_parts(engine: Engine) -> None:
 def test_a_text_that_is_only_a_failing_template_never_sends_raw_jinja(engine: Engine) -> None:
     said = engine.say("U1", "年齢")
     assert all("{{" not in text for text in said.texts), said.texts
+
+
+def test_a_label_whose_template_fails_is_still_sendable(make_engine: MakeEngine) -> None:
+    """A failed template renders empty, never as raw Jinja; an empty label would make LINE
+    refuse the whole request, so it becomes '…' and the question still goes out."""
+    engine = make_engine(
+        """
+fields:
+  age: {type: integer}
+---
+flow: ask
+start_on: [{keyword: 質問}]
+steps:
+  - ask: q
+    text: どちらですか
+    choices:
+      - {label: "{{ fields.age + 1 }}"}
+      - {label: いいえ}
+"""
+    )
+    asked = engine.say("U1", "質問")
+    assert asked.texts == ["どちらですか"]
+    assert asked.labels == ["…", "いいえ"]
+    assert [message_problems(m) for m in asked.messages] == [[]]  # LINE accepts it
