@@ -48,8 +48,24 @@ def main(argv: list[str]) -> int:
         command = [str(BIN / "python"), "-m", "pytest", *argv[1:]]
     else:
         command = [str(BIN / "stepline"), *argv]
-    return subprocess.call(command)
+    return run(command)
+
+
+def run(command: list[str]) -> int:
+    """Run the command and wait for it, through Ctrl-C: the terminal sends it to the whole
+    process group, the command stops by itself (the demo says "demo stopped"), and its exit
+    status is ours."""
+    child = subprocess.Popen(command)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:  # while installing: stop quietly, as the command would
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -30,11 +30,14 @@ class RedactSecrets(logging.Filter):
 _installed: dict[str, RedactSecrets] = {}
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, *, default_level: str = "INFO") -> None:
+    """Log lines with secrets scrubbed, at `STEPLINE_LOG_LEVEL` or else `default_level`: INFO
+    for the processes that run the bot (`serve`, `worker`, `demo`), WARNING for the one-shot
+    commands, whose own output is what a person reads."""
     root = logging.getLogger()
     if not root.handlers:
         logging.basicConfig(
-            level=os.environ.get("STEPLINE_LOG_LEVEL", "INFO").upper(),
+            level=(os.environ.get("STEPLINE_LOG_LEVEL") or default_level).upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
     # `transitions` logs every state change at INFO: per-friend noise, not operations.

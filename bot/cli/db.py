@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bot.cli.common import configure_process_logging, settings_or_exit
+from bot.cli.common import configure_command_logging, settings_or_exit
 
 
 @click.group("db")
@@ -26,7 +26,7 @@ def db_upgrade(revision: str, no_analyze: bool) -> None:
     from storage.migrate import analyze, upgrade
 
     settings = settings_or_exit()
-    configure_process_logging(settings)
+    configure_command_logging(settings)
     upgrade(settings.database_url, revision)
     click.echo(f"database at {_safe_url(settings.database_url)} is at revision {revision}")
     if not no_analyze:

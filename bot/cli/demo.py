@@ -6,6 +6,7 @@ client of the emulator's `/_emulator/` API) plays a friend.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from bot.cli.common import fail, make_console, serve_or_exit, stop_on_signals
 from bot.config import Settings
 
 if TYPE_CHECKING:
@@ -139,20 +141,23 @@ def demo_command(
     Open the simulator URL it prints: create a friend, follow, answer the questionnaire, watch
     tags and fields change, and move the clock forward to try timeouts. Edit flows/*.yaml
     while it runs: the bot reloads them, or shows the problems on the page."""
-    from rich.console import Console
 
-    from bot.clock import OffsetClock
-    from bot.delivery.worker import DeliveryWorker
-    from bot.emulator.app import create_emulator_app
-    from bot.emulator.chat import run_chat
-    from bot.emulator.config import EmulatorConfig
-    from bot.emulator.http_server import ServerThread
-    from bot.web.app import create_app
-    from storage.migrate import upgrade
+    from bot.catalogue import CatalogueError
+    from bot.catalogue.loader import load_catalogue
 
-    console = Console()
+    console = make_console()
     if not flows.is_dir():
         raise click.ClickException(f"no flows folder at {flows.resolve()}")
+    try:
+        load_catalogue(flows)
+    except CatalogueError as exc:
+        # Nothing good to fall back on yet: a bot with no flows would answer every webhook
+        # with an error. Once running, a broken edit keeps the last good flows instead.
+        fail(
+            f"the flows in {flows} have problems; fix them (`stepline check`) and start the "
+            "demo again",
+            [str(problem) for problem in exc.problems],
+        )
     log_file = Path("instance") / "demo.log"
     log_file.parent.mkdir(parents=True, exist_ok=True)
     # The terminal is the chat; the bot's and emulator's logs go to a file.
@@ -162,9 +167,46 @@ def demo_command(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         force=True,
     )
+    # From here on, Ctrl-C or SIGTERM at any moment stops what has started, in order.
+    stop_on_signals()
+    stop = threading.Event()
+    with contextlib.ExitStack() as started:
+        try:
+            _run_demo(
+                started, stop, console, port, emulator_port, flows, database, log_file, chat, name
+            )
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.set()
+    console.print("demo stopped")
+
+
+def _run_demo(
+    started: contextlib.ExitStack,
+    stop: threading.Event,
+    console: Console,
+    port: int,
+    emulator_port: int,
+    flows: Path,
+    database: str,
+    log_file: Path,
+    chat: bool,
+    name: str,
+) -> None:
+    """Start the emulator, the bot, the worker ticks and the watchers (each registered in
+    `started` to be stopped), print where they are, then wait (or chat) until interrupted."""
+    from bot.clock import OffsetClock
+    from bot.delivery.worker import DeliveryWorker
+    from bot.emulator.app import create_emulator_app
+    from bot.emulator.chat import run_chat
+    from bot.emulator.config import EmulatorConfig
+    from bot.web.app import create_app
+    from storage.migrate import upgrade
+
     upgrade(database)
     clock = OffsetClock()
-    emulator = ServerThread(
+    emulator = serve_or_exit(
         create_emulator_app(
             emulator_config := EmulatorConfig(
                 channel_secret=DEMO_SECRET,
@@ -176,7 +218,9 @@ def demo_command(
             )
         ),
         port=emulator_port,
-    ).start()
+        option="--emulator-port",
+    )
+    started.callback(emulator.stop)
     settings = Settings(
         database_url=database,
         channel_secret=DEMO_SECRET,
@@ -189,14 +233,14 @@ def demo_command(
     )
     app = create_app(settings, clock=clock)
     runtime: Runtime = app.extensions["stepline"]
-    for problem in runtime.catalogues.last_problems:
-        console.print(f"  {problem}", markup=False, soft_wrap=True)
-    bot = ServerThread(app, port=port).start()
+    started.callback(runtime.close)
+    bot = serve_or_exit(app, port=port, option="--port")
+    started.callback(bot.stop)
     emulator_config.bot_api_url = bot.url
     emulator_config.bot_admin_token = DEMO_ADMIN_TOKEN
     worker = DeliveryWorker(runtime.db, runtime.sender, threads=4)
+    started.callback(worker.close)
     emulator_config.on_clock_change = lambda: after_time_travel(worker, runtime)
-    stop = threading.Event()
     sync_lock = threading.Lock()
     threading.Thread(
         target=watch_catalogue,
@@ -222,18 +266,8 @@ def demo_command(
     console.print(f"admin API: {bot.url}/api/v1 with 'Authorization: Bearer {DEMO_ADMIN_TOKEN}'")
     console.print(f"flows from {flows.resolve()} (edits are picked up live); database {database}")
     console.print(f"logs in {log_file}")
-    try:
-        if chat:
-            run_chat(emulator.url, name)
-        else:
-            console.print("Ctrl-C to stop.")
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        stop.set()
-        bot.stop()
-        emulator.stop()
-        worker.close()
-        runtime.close()
-        console.print("demo stopped")
+    if chat:
+        run_chat(emulator.url, name)
+    else:
+        console.print("Ctrl-C to stop.")
+        stop.wait()

@@ -10,6 +10,8 @@ from typing import Any
 
 import click
 
+from bot.cli.common import make_console, serve_or_exit, stop_on_signals
+
 DEFAULT_PORT = 8001
 DEFAULT_EMULATOR_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_WEBHOOK_URL = "http://127.0.0.1:8000/callback"
@@ -83,12 +85,10 @@ def emulator_command(
     quiet: bool,
 ) -> None:
     """Serve the LINE Platform emulator until Ctrl-C."""
-    from rich.console import Console
     from rich.markup import escape
 
     from bot.emulator.app import create_emulator_app
     from bot.emulator.config import EmulatorConfig
-    from bot.emulator.http_server import ServerThread
 
     if not channel_secret or not channel_access_token:
         raise click.UsageError(
@@ -109,8 +109,8 @@ def emulator_command(
     access_log.setLevel(logging.WARNING if quiet else logging.INFO)
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(message)s")
-    console = Console()
-    server = ServerThread(create_emulator_app(config), host=host, port=port).start()
+    console = make_console()
+    server = serve_or_exit(create_emulator_app(config), host=host, port=port, option="--port")
     console.print(f"LINE emulator on [bold]{server.url}[/] (LINE_API_BASE_URL={server.url})")
     console.print(f"webhooks → {webhook_url or '(none yet)'}; control API: {server.url}/_emulator/")
     if config.chaos:
@@ -120,6 +120,7 @@ def emulator_command(
         overrides = config.rate_limits.get("limits")
         console.print(f", overridden: {escape(json.dumps(overrides))}" if overrides else "")
     console.print("Ctrl-C to stop.")
+    stop_on_signals()
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

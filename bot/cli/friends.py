@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from bot.cli.common import configure_process_logging, fail, settings_or_exit
+from bot.cli.common import (
+    configure_command_logging,
+    database_ready_or_exit,
+    fail,
+    make_console,
+    settings_or_exit,
+)
 
 
 @click.command("friends")
@@ -12,7 +18,6 @@ from bot.cli.common import configure_process_logging, fail, settings_or_exit
 @click.option("--limit", default=50, show_default=True, type=int)
 def friends(tag: str | None, limit: int) -> None:
     """List friends with their tags and where they are in a flow."""
-    from rich.console import Console
     from rich.table import Table
 
     from bot.runtime import Runtime
@@ -20,7 +25,8 @@ def friends(tag: str | None, limit: int) -> None:
     from bot.services.friends import list_friends
 
     settings = settings_or_exit()
-    configure_process_logging(settings)
+    configure_command_logging(settings)
+    database_ready_or_exit(settings)
     runtime = Runtime(settings)
     args = {"limit": str(limit)} | ({"tag": tag} if tag else {})
     try:
@@ -40,5 +46,5 @@ def friends(tag: str | None, limit: int) -> None:
             ", ".join(item["tags"]),
             f"{conv['flow']}/{conv['state']}" if conv else "",
         )
-    Console().print(table)
+    make_console().print(table)
     runtime.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bot.cli.common import process_settings_or_exit
+from bot.cli.common import make_console, process_settings_or_exit
 
 
 @click.command("serve")
@@ -52,7 +52,6 @@ def worker(once: bool, batch: int, threads: int, tick: float) -> None:
     run it inside the web processes. Sends are paced at LINE's rate limits per endpoint;
     each worker paces its own, so with several workers give each its share in
     STEPLINE_RATE_LIMITS (e.g. two workers: multicast=100,push=1000)."""
-    from rich.console import Console
 
     from bot.runtime import Runtime
     from bot.scheduler.ticks import run_worker
@@ -61,7 +60,12 @@ def worker(once: bool, batch: int, threads: int, tick: float) -> None:
     runtime = Runtime(settings)
     try:
         run_worker(
-            runtime, once=once, batch=batch, threads=threads, tick_seconds=tick, console=Console()
+            runtime,
+            once=once,
+            batch=batch,
+            threads=threads,
+            tick_seconds=tick,
+            console=make_console(),
         )
     finally:
         runtime.close()

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from bot.cli.common import fail, json_option, runtime_or_exit
+from bot.cli.common import fail, json_option, make_console, runtime_or_exit
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -28,7 +28,6 @@ def segment_group() -> None:
 
 
 def _reach(condition: str, sample: int) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     from bot.services.errors import ServiceError
@@ -41,7 +40,7 @@ def _reach(condition: str, sample: int) -> None:
         fail(exc.message, exc.details)
     finally:
         runtime.close()
-    console = Console()
+    console = make_console()
     cost = result["cost"]
     console.print(f"[bold]{result['count']:,}[/bold] friend(s) match (blocked friends excluded)")
     quota = "unlimited" if cost["quota"] is None else f"{cost['quota']:,}"
@@ -114,7 +113,6 @@ def broadcast_send(
     `stepline worker` running at the same time leaves it to this command).
 
     Example: stepline broadcast send --segment '{"tag": "女性"}' --text 冬のご案内 --dry-run"""
-    from rich.console import Console
 
     from bot.services.broadcasts import create_broadcast, create_from_catalogue
     from bot.services.errors import ServiceError
@@ -144,7 +142,7 @@ def broadcast_send(
     except ServiceError as exc:
         runtime.close()
         fail(exc.message, exc.details)
-    console = Console()
+    console = make_console()
     console.print(f"broadcast {row.id}: {row.status}, send at {row.send_at.isoformat()}")
     if send_at is None and not no_wait:
         _send_now(runtime, row.id, console)
@@ -201,7 +199,6 @@ def _print_status(console: Console, status: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
 def broadcast_status_command(broadcast_id: int, as_json: bool) -> None:
     """Where a broadcast stands: planned, accepted, failed, pending."""
-    from rich.console import Console
 
     from bot.services.broadcasts import broadcast_status
     from bot.services.errors import ServiceError
@@ -216,14 +213,13 @@ def broadcast_status_command(broadcast_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status, ensure_ascii=False, indent=2))
     else:
-        _print_status(Console(), status)
+        _print_status(make_console(), status)
 
 
 @broadcast_group.command("cancel")
 @click.argument("broadcast_id", type=int)
 def broadcast_cancel(broadcast_id: int) -> None:
     """Stop what is not yet sent (rows already in flight still finish)."""
-    from rich.console import Console
 
     from bot.services.broadcasts import cancel_broadcast
     from bot.services.errors import ServiceError
@@ -235,14 +231,13 @@ def broadcast_cancel(broadcast_id: int) -> None:
         fail(exc.message)
     finally:
         runtime.close()
-    _print_status(Console(), status)
+    _print_status(make_console(), status)
 
 
 @broadcast_group.command("list")
 @click.option("--limit", default=20, show_default=True, type=int)
 def broadcast_list(limit: int) -> None:
     """The latest broadcasts."""
-    from rich.console import Console
     from rich.table import Table
 
     from bot.services.broadcasts import list_broadcasts
@@ -262,7 +257,7 @@ def broadcast_list(limit: int) -> None:
             str(row["accepted"]),
             str(row["failed"]),
         )
-    Console().print(table)
+    make_console().print(table)
 
 
 # ------------------------------------------------------------------ audience
@@ -279,7 +274,6 @@ def audience_group() -> None:
 def audience_import(name: str, file: Path) -> None:
     """Replace (or create) audience NAME with the user ids in FILE (TXT: one per line; CSV:
     the first column, with or without a header). Any bad line → nothing is imported."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
     from bot.services.audiences import AudienceError, import_audience
@@ -289,7 +283,7 @@ def audience_import(name: str, file: Path) -> None:
     except UnicodeDecodeError:
         fail(f"{file}: not UTF-8 text")
     runtime = runtime_or_exit()
-    console = Console()
+    console = make_console()
     try:
         with Progress(BarColumn(), MofNCompleteColumn(), console=console, transient=True) as bar:
             task = bar.add_task("import", total=None)
@@ -315,7 +309,6 @@ def audience_import(name: str, file: Path) -> None:
 @audience_group.command("list")
 def audience_list() -> None:
     """Audiences and their sizes."""
-    from rich.console import Console
     from rich.table import Table
 
     from bot.services.audiences import list_audiences
@@ -330,4 +323,4 @@ def audience_list() -> None:
         table.add_row(
             str(row["name"]), f"{row['size']:,}", str(row["source"]), str(row["updated_at"])
         )
-    Console().print(table)
+    make_console().print(table)

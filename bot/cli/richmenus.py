@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bot.cli.common import fail, runtime_or_exit
+from bot.cli.common import fail, make_console, runtime_or_exit
 
 
 @click.group("richmenu")
@@ -23,14 +23,13 @@ def richmenu_sync(dry_run: bool) -> None:
     a changed menu is created anew, its alias and the default moved to it, every friend on
     it re-linked in bulk, and the old one deleted. Friends whose `show_when` choice changed
     are re-linked too."""
-    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress
 
     from bot.line.client import LineError
     from bot.services.richmenu_sync import HOURLY_LIMIT, RichMenuSync
 
     runtime = runtime_or_exit()
-    console = Console()
+    console = make_console()
     try:
         sync = RichMenuSync(runtime)
         try:
@@ -91,7 +90,6 @@ def richmenu_render(name: str | None, out: Path | None, force: bool) -> None:
     The file is written as <out>/<menu>.png; put `image: richmenus/<menu>.png` in the YAML
     to use and edit it, or leave `image` out and sync draws the same picture itself. An
     existing file (perhaps a designer's edit) is never replaced without --force."""
-    from rich.console import Console
 
     from bot.catalogue.richmenu_definition import menu_image
 
@@ -105,7 +103,7 @@ def richmenu_render(name: str | None, out: Path | None, force: bool) -> None:
             [menus[name]] if name is not None else [m for m in menus.values() if m.image is None]
         )
         if not chosen:
-            Console().print("every rich menu has its own image; nothing to draw")
+            make_console().print("every rich menu has its own image; nothing to draw")
             return
         folder = out or Path(catalogue.folder or ".") / "richmenus"
         targets = [folder / f"{menu.rich_menu}.png" for menu in chosen]
@@ -118,7 +116,7 @@ def richmenu_render(name: str | None, out: Path | None, force: bool) -> None:
             path = folder / f"{menu.rich_menu}.png"
             path.write_bytes(image.data)
             width, height = menu.pixels
-            Console().print(f"{path} ({width}×{height}, {len(image.data):,} bytes)")
+            make_console().print(f"{path} ({width}×{height}, {len(image.data):,} bytes)")
     finally:
         runtime.close()
 
@@ -126,7 +124,6 @@ def richmenu_render(name: str | None, out: Path | None, force: bool) -> None:
 @richmenu_group.command("list")
 def richmenu_list() -> None:
     """The catalogue's menus: their LINE id, alias, rule and how many friends see each."""
-    from rich.console import Console
     from rich.table import Table
     from sqlalchemy import func, select
 
@@ -160,9 +157,11 @@ def richmenu_list() -> None:
                 rule,
                 str(friends),
             )
-        Console().print(table)
+        make_console().print(table)
         waiting = pending_links(runtime)
         if waiting:
-            Console().print(f"{waiting} rich menu link request(s) waiting for `stepline worker`")
+            make_console().print(
+                f"{waiting} rich menu link request(s) waiting for `stepline worker`"
+            )
     finally:
         runtime.close()

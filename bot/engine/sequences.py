@@ -53,6 +53,14 @@ def in_quiet_hours(local: datetime, quiet: tuple[str, str]) -> datetime | None:
     return datetime.combine(end_day, end, tzinfo=local.tzinfo)
 
 
+def quiet_end(sequence: SequenceDoc, now: datetime, tz: ZoneInfo) -> datetime | None:
+    """The end of the sequence's quiet hours if `now` is inside them (None: it may send)."""
+    if sequence.quiet_hours is None:
+        return None
+    end = in_quiet_hours(now.astimezone(tz), sequence.quiet_hours)
+    return None if end is None else end.astimezone(now.tzinfo)
+
+
 def step_due(
     sequence: SequenceDoc,
     step: SequenceStep,
@@ -186,10 +194,17 @@ class Sequences:
             return False
         step = sequence.steps[row.next_step]
         late = turn.now - row.next_due_at
+        skip = self.late_policy == "skip" and late > self.late_grace
+        quiet_until = quiet_end(sequence, turn.now, turn.record.tz)
+        if quiet_until is not None and not skip:
+            # Found due inside the quiet hours (late: the worker was down, or the clock
+            # jumped): it waits for the end of the window, as a step planned there does.
+            row.next_due_at, row.updated_at = quiet_until, turn.now
+            return False
         if step.when is None or conditions.evaluate(step.when, turn.record):
             first = len(turn.outgoing)
             say_step(turn, step)
-            if self.late_policy == "skip" and late > self.late_grace:
+            if skip:
                 self._record_skipped(turn, name, row.next_step, turn.outgoing[first:], late)
                 del turn.outgoing[first:]
             else:

@@ -41,7 +41,11 @@ def estimate(
     warnings: list[str] = []
     quota: int | None = plan.monthly_messages
     used: int | None = None
-    if line is not None:
+    if line is not None and not settings.channel_access_token:
+        # No channel to ask (a CLI without LINE credentials): say so, without a request that
+        # can only fail.
+        warnings.append("no LINE_CHANNEL_ACCESS_TOKEN: this month's usage is unknown")
+    elif line is not None:
         try:
             answer = line.get_quota()
             quota = int(answer["value"]) if answer.get("type") == "limited" else None

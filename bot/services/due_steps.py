@@ -10,8 +10,9 @@ from concurrent.futures import Executor, Future, wait
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
+from bot.engine.sequences import quiet_end
 from bot.line.limits import MAX_MULTICAST_RECIPIENTS
 from bot.runtime import Runtime
 from bot.services.bulk_steps import run_bulk_steps
@@ -65,6 +66,7 @@ def run_due_sequence_steps(
         # moment each, a campaign falling due in between had 2,000 of its friends planned
         # one by one: over 2 s of worker CPU before the bulk path took the rest.)
         now = runtime.clock.now()
+        defer_quiet_steps(runtime, now)
         progressed = 0
         while passed := run_bulk_steps(runtime, send, now):
             progressed += passed
@@ -77,6 +79,49 @@ def run_due_sequence_steps(
     if ran:
         log.info("ran %d sequence step(s)", ran)
     return ran
+
+
+def defer_quiet_steps(runtime: Runtime, now: datetime) -> int:
+    """Steps found due inside their sequence's quiet hours — late, because the worker was down
+    or the demo's clock jumped — wait for the end of the window, as a step planned inside it
+    does; returns how many. One UPDATE per sequence in its quiet hours, and only when it has
+    such steps (a read first: no write transaction on every tick of the night). Under the
+    `skip` late policy they are skipped when the window ends, if late beyond the grace."""
+    quiet = {
+        name: end
+        for name, sequence in runtime.catalogue.sequences.items()
+        if (end := quiet_end(sequence, now, runtime.settings.tz)) is not None
+    }
+    if not quiet:
+        return 0
+    due_inside = (
+        select(SequenceEnrollment.sequence)
+        .where(
+            SequenceEnrollment.status == EnrollmentStatus.ACTIVE,
+            SequenceEnrollment.next_due_at <= now,
+            SequenceEnrollment.sequence.in_(list(quiet)),
+        )
+        .distinct()
+    )
+    with runtime.db.read() as session:
+        names = list(session.scalars(due_inside))
+    deferred = 0
+    if names:
+        with runtime.db.write() as session:
+            for name in names:
+                result = session.execute(
+                    update(SequenceEnrollment)
+                    .where(
+                        SequenceEnrollment.status == EnrollmentStatus.ACTIVE,
+                        SequenceEnrollment.next_due_at <= now,
+                        SequenceEnrollment.sequence == name,
+                    )
+                    .values(next_due_at=quiet[name], updated_at=now)
+                )
+                deferred += result.rowcount  # type: ignore[attr-defined]
+    if deferred:
+        log.info("%d late sequence step(s) wait for the end of quiet hours", deferred)
+    return deferred
 
 
 def next_step_due_after(runtime: Runtime, now: datetime) -> datetime | None:

@@ -77,7 +77,12 @@ def test_demo_runs_reloads_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     finally:
         time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        output, _ = proc.communicate(timeout=30)
+        try:
+            output, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # never leave a demo running when the test fails
+            proc.kill()
+            proc.communicate(timeout=10)
+            raise
     assert proc.returncode == 0, output
     assert f"{emulator}/simulator" in output
     assert "broken.yaml:" in output  # the problem was shown, with its position

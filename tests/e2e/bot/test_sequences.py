@@ -168,6 +168,28 @@ def test_reminder_steps_already_past_are_skipped(stack: Stack) -> None:
     assert pushed(user) == ["まもなくご予約の時間です"]
 
 
+def test_late_steps_found_inside_quiet_hours_wait_for_their_end(stack: Stack) -> None:
+    """The worker was down (or the demo's time machine jumped) past the steps' moments into
+    the night: nothing is pushed inside the quiet hours; at 09:00 the steps go, in order.
+    The first step is plain (the bulk path), the second has a `when` (friend by friend)."""
+    user = stack.user("花子")
+    complete_welcome(user)  # enrolled at 10:00; its first step is due at once
+    move_to(stack, datetime(2026, 11, 23, 23, 30, tzinfo=TOKYO))
+    assert run_due_sequence_steps(stack.runtime) == 0
+    assert pushed(user) == []
+    move_to(stack, datetime(2026, 11, 24, 3, 6, tzinfo=TOKYO))
+    assert run_due_sequence_steps(stack.runtime) == 0
+    assert pushed(user) == []
+    move_to(stack, datetime(2026, 11, 24, 9, 0, tzinfo=TOKYO))
+    assert run_due_sequence_steps(stack.runtime) == 1
+    assert pushed(user) == ["ご登録ありがとうございます"]
+    move_to(stack, datetime(2026, 11, 25, 4, 0, tzinfo=TOKYO))  # the 24th's 10:00 step, late
+    assert run_due_sequence_steps(stack.runtime) == 0
+    move_to(stack, datetime(2026, 11, 25, 9, 0, tzinfo=TOKYO))
+    assert run_due_sequence_steps(stack.runtime) == 1
+    assert pushed(user) == ["腰痛ケアコースのご案内です"]
+
+
 def test_after_downtime_due_steps_are_sent_once_each(stack: Stack) -> None:
     user = stack.user()
     complete_welcome(user)

@@ -154,6 +154,22 @@ def test_after_downtime_each_due_step_runs_once_late(engine: Engine) -> None:
     ]
 
 
+def test_a_late_step_found_inside_quiet_hours_waits_for_their_end(engine: Engine) -> None:
+    """The worker was down (or the demo's clock jumped) past a step's moment into the night:
+    the step is not pushed at 03:06 but waits for 09:00, the end of the quiet hours."""
+    complete_welcome(engine)
+    engine.run_due_step("U1", "welcome_steps")  # the first step, at once
+    engine.move_to(tokyo(25, 3, 6))  # the 10:00 step of the 24th is found due at 03:06
+    assert engine.run_due_step("U1", "welcome_steps").messages == []
+    assert engine.enrolment("U1", "welcome_steps") == {
+        "status": "active",
+        "next_step": 1,
+        "due": tokyo(25, 9),
+    }
+    engine.move_to(tokyo(25, 9))
+    assert engine.run_due_step("U1", "welcome_steps").texts == ["腰痛ケアコースのご案内です"]
+
+
 def test_late_policy_skip_records_the_step_instead_of_sending_it(
     make_engine: MakeEngine,
 ) -> None:
