@@ -340,6 +340,12 @@ class Conversations:
         conv.updated_at = turn.now
         conv.expires_at = turn.now + flow.timeout if flow.timeout else None
 
+    def ask_again(self, turn: Turn, conv: Conversation) -> None:
+        """The current question once more (its text and quick replies, not its extra
+        messages): the friend's quick replies were hidden by something else they did."""
+        compiled = self.compiled(turn.record.session, turn.catalogue, conv)
+        self._ask(turn, conv, compiled.flow, compiled.flow.step(conv.state), with_messages=False)
+
     def _complete(self, turn: Turn, conv: Conversation, flow: FlowDoc) -> None:
         conv.status = ConversationStatus.COMPLETED
         conv.ended_at = turn.now

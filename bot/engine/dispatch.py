@@ -130,24 +130,41 @@ class Dispatcher:
         self.finish(turn)
 
     def on_postback(self, turn: Turn, data: str, params: dict[str, Any] | None) -> None:
+        """A postback: a rich-menu area, a raw `postback` a flow starts on, or an answer.
+
+        The rule for a postback that is not an answer while a question waits (a rich-menu tab
+        switched, a menu area tapped, a button of an earlier question): LINE has hidden the
+        question's quick replies, so once the postback has done what it does, the question is
+        asked again, in the same free reply. A friend is never left with nothing to tap."""
+        waiting = self.current(turn)
+        asked = (waiting.id, waiting.state) if waiting is not None else None
+        answered = False
         if TapRef.parse(data) is not None:
             on_menu_tap(turn, data, params)  # a rich menu area: never an answer to a question
-            self.finish(turn)
-            return
-        menu_taps = taps_with_data(turn.catalogue, data)
-        for area in menu_taps:
-            run_tap(turn, area, params)
-        conv = self.current(turn)
-        answered = conv is not None and self.conversations.answer(
-            turn, conv, Answer(postback=data, params=params)
-        )
-        if not answered:
-            if ChoicePostback.parse(data) is not None:
-                # A button of an earlier question: the friend has moved on; say nothing.
-                log.info("%s: stale choice %s ignored", turn.cause, data)
-            elif not self._start_first(turn, PostbackTrigger(postback=data)) and not menu_taps:
-                log.info("%s: postback %r is not ours; ignored", turn.cause, data[:80])
+        else:
+            menu_taps = taps_with_data(turn.catalogue, data)
+            for area in menu_taps:
+                run_tap(turn, area, params)
+            conv = self.current(turn)
+            answered = conv is not None and self.conversations.answer(
+                turn, conv, Answer(postback=data, params=params)
+            )
+            if not answered:
+                if ChoicePostback.parse(data) is not None:
+                    # A button of an earlier question: the friend has moved on.
+                    log.info("%s: stale choice %s ignored", turn.cause, data)
+                elif not self._start_first(turn, PostbackTrigger(postback=data)) and not menu_taps:
+                    log.info("%s: postback %r is not ours; ignored", turn.cause, data[:80])
         self.finish(turn)
+        if asked is not None and not answered:
+            self._ask_again_if_still_waiting(turn, asked)
+
+    def _ask_again_if_still_waiting(self, turn: Turn, asked: tuple[int, str]) -> None:
+        """Ask the question again if the same conversation still waits on the same step
+        (nothing in the turn started another flow or moved this one on)."""
+        conv = self.conversations.active(turn.record.session, turn.record.friend.id)
+        if conv is not None and (conv.id, conv.state) == asked:
+            self.conversations.ask_again(turn, conv)
 
     def on_outside_event(self, turn: Turn, name: str) -> OutsideEventStatus:
         """An event reported by an outside system; `turn.event_values` holds its properties.

@@ -139,6 +139,24 @@ def test_postback_starts_flow_and_unknown_postback_is_ignored(stack: Stack) -> N
     assert stack.friend(user)["conversation"] == {"flow": "welcome", "state": "gender"}
 
 
+def test_a_postback_that_is_not_an_answer_asks_the_question_again_for_free(
+    stack: Stack,
+) -> None:
+    """A rich-menu tab switch (LINE's postback with `newRichMenuAliasId`) or an unknown
+    postback while a question waits: LINE has hidden its quick replies, so the bot asks it
+    again in the free reply."""
+    user = stack.user()
+    user.follow()
+    assert user.texts() == ["花子さん、性別を教えてください"]
+    user.postback("tab-switch", {"newRichMenuAliasId": "member", "status": "SUCCESS"})
+    again = user.received()
+    assert [d["message"]["text"] for d in again] == ["花子さん、性別を教えてください"]
+    assert [d["via"] for d in again] == ["reply"]
+    assert [a["label"] for a in user.last_quick_replies()] == ["女性", "男性"]
+    user.tap("女性")
+    assert user.texts() == ["年齢を数字で教えてください"]
+
+
 def test_timeout_sweep_abandons_without_a_new_message(stack: Stack) -> None:
     from bot.services.timeouts import expire_due_conversations
 

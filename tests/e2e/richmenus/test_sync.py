@@ -198,7 +198,8 @@ def test_a_date_picked_on_the_menu_is_saved(stack: Stack) -> None:
     user.follow()
     user.postback(tap(stack, "member", 2), {"date": "2026-12-24"})
     assert stack.friend(user)["fields"]["visit_date"] == "2026-12-24"
-    assert user.texts()[-1] == "2026年12月24日ですね"
+    # The area's reply, then the welcome question again (the menu tap hid its quick replies).
+    assert user.texts()[-2:] == ["2026年12月24日ですね", "花子さん、性別を教えてください"]
 
 
 def test_a_postback_that_is_not_ours_is_ignored(

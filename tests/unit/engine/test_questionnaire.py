@@ -159,10 +159,13 @@ def test_typing_a_choice_label_counts_as_tapping_it(engine: Engine) -> None:
     assert engine.fields("U1") == {"gender": "male"}
 
 
-def test_a_button_of_an_earlier_question_is_ignored(engine: Engine) -> None:
+def test_a_button_of_an_earlier_question_changes_nothing_and_asks_the_current_one(
+    engine: Engine,
+) -> None:
     engine.follow("U1")
     engine.tap("U1", "welcome", "gender", FEMALE)
-    assert engine.tap("U1", "welcome", "gender", MALE).messages == []
+    stale = engine.tap("U1", "welcome", "gender", MALE)
+    assert stale.texts == ["年齢を数字で教えてください"]  # asked again: its quick replies are gone
     assert engine.tags("U1") == {"女性"}
     assert engine.conversation("U1") == {"flow": "welcome", "state": "age", "status": "active"}
 
