@@ -70,3 +70,19 @@ class Catalogue:
 
     def flow_hash(self, name: str) -> str:
         return self.flow_sources[name].content_hash
+
+    def value_labels(self, field_name: str) -> dict[str, str]:
+        """How the owner's questions name a field's stored values: the label of the choice
+        that saves or `set`s each value (`gender: female` → 女性), for showing a friend's
+        fields as the owner wrote them. Values no choice names are shown as they are."""
+        labels: dict[str, str] = {}
+        for flow in self.flows.values():
+            for step in flow.steps:
+                for choice in step.choices or []:
+                    if step.save == field_name:
+                        labels.setdefault(str(choice.answer_value), choice.label)
+                    for action in choice.do:
+                        values = getattr(action, "set", None)
+                        if isinstance(values, dict) and field_name in values:
+                            labels.setdefault(str(values[field_name]), choice.label)
+        return labels

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -14,7 +15,15 @@ from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from bot.services.errors import InvalidInput, NotFound
 from bot.services.turns import FriendNotFound, run_turn
-from storage.models import Conversation, ConversationStatus, Friend, FriendTag, Tag
+from storage.models import (
+    Conversation,
+    ConversationStatus,
+    EnrollmentStatus,
+    Friend,
+    FriendTag,
+    SequenceEnrollment,
+    Tag,
+)
 
 MAX_PAGE = 500
 
@@ -39,7 +48,61 @@ def friend_json(record: FriendRecord, session: Session) -> dict[str, Any]:
         "tags": sorted(record.tags),
         "fields": {name: to_json(value) for name, value in sorted(record.fields.items())},
         "conversation": {"flow": conv.flow, "state": conv.state} if conv else None,
+        "fields_shown": fields_shown(record),
+        "sequences": waiting_steps(record, session),
     }
+
+
+def fields_shown(record: FriendRecord) -> list[dict[str, str]]:
+    """The friend's fields as the owner wrote them, in catalogue order: the field's `label`
+    and the value as the questions name it (a choice's label; dates in the account's time
+    zone), for screens such as the simulator's panel."""
+    catalogue, values = record.catalogue, record.fields
+    shown = []
+    for name, definition in catalogue.fields.items():
+        value = values.get(name)
+        if value is None:
+            continue
+        if isinstance(value, datetime):
+            text = value.astimezone(record.tz).strftime("%Y-%m-%d %H:%M")
+        elif isinstance(value, bool):
+            text = "はい" if value else "いいえ"
+        else:
+            text = catalogue.value_labels(name).get(str(value), str(to_json(value)))
+        shown.append({"field": name, "label": definition.label or name, "value": text})
+    return shown
+
+
+def waiting_steps(record: FriendRecord, session: Session) -> list[dict[str, Any]]:
+    """Each sequence the friend is enrolled in, with its next step (from 1) and when it goes
+    (ISO 8601 in the account's time zone), soonest first."""
+    rows = session.scalars(
+        select(SequenceEnrollment)
+        .where(
+            SequenceEnrollment.friend_id == record.friend.id,
+            SequenceEnrollment.status == EnrollmentStatus.ACTIVE,
+            SequenceEnrollment.next_due_at.is_not(None),
+        )
+        .order_by(SequenceEnrollment.next_due_at)
+    )
+    waiting = []
+    for row in rows:
+        sequence = record.catalogue.sequences.get(row.sequence)
+        due = row.next_due_at
+        if sequence is None or due is None:
+            continue
+        if due.tzinfo is None:  # SQLite gives naive UTC
+            due = due.replace(tzinfo=UTC)
+        waiting.append(
+            {
+                "sequence": row.sequence,
+                "title": sequence.title or row.sequence,
+                "next_step": row.next_step + 1,
+                "steps": len(sequence.steps),
+                "due_at": due.astimezone(record.tz).isoformat(),
+            }
+        )
+    return waiting
 
 
 def get_friend(runtime: Runtime, line_user_id: str) -> dict[str, Any]:

@@ -86,9 +86,19 @@ def test_welcome_questionnaire_in_the_browser(stack: Stack, page: Page) -> None:
     tags = page.get_by_test_id("friend-tag")
     expect(tags).to_have_count(5)
     assert set(tags.all_inner_texts()) == {"女性", "40代", "産後ケア", "更年期", "回答済み"}
-    expect(field(page, "gender")).to_have_text("female")
+    # Fields as the owner wrote them: the field's label, and 女性 for the stored `female`.
+    expect(field(page, "gender")).to_have_text("女性")
+    expect(page.locator('[data-testid="friend-field"][data-field="gender"] dt')).to_have_text(
+        "性別"
+    )
     expect(field(page, "age")).to_have_text("42")
     expect(page.get_by_test_id("friend-flow")).to_have_text("なし")
+    # The completed questionnaire enrolled the friend in the welcome steps: the next one shows
+    # with its moment (the demo's worker would send it at once; this stack runs none).
+    step = page.get_by_test_id("friend-step")
+    expect(step).to_have_count(1)
+    expect(step).to_contain_text("はじめてのステップ配信 1通目 / 3")
+    expect(step.get_by_test_id("friend-step-due")).to_have_text("11/23 10:00")
     outbox = page.get_by_test_id("outbox-item")
     expect(outbox).to_have_count(5)
     for item in outbox.all():

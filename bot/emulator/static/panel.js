@@ -38,6 +38,7 @@ export function renderFriend(answer) {
   const fields = byTestId("friend-fields");
   tags.replaceChildren();
   fields.replaceChildren();
+  byTestId("friend-steps").replaceChildren();
   flow.replaceChildren("なし");
   flow.dataset.flow = "";
   flow.dataset.state = "";
@@ -73,15 +74,41 @@ export function renderFriend(answer) {
   for (const name of tagNames) {
     tags.append(el("span", { class: "tag", dataset: { testid: "friend-tag", tag: name } }, name));
   }
-  const entries = Object.entries(body.fields || {});
-  if (entries.length === 0) fields.append(el("div", { class: "muted" }, "なし"));
-  for (const [name, value] of entries) {
+  // As the owner wrote them (性別 = 女性) when the bot says so; else the raw names and values.
+  const shown = Array.isArray(body.fields_shown)
+    ? body.fields_shown
+    : Object.entries(body.fields || {}).map(([name, value]) => ({ field: name, label: name, value: fieldValue(value) }));
+  if (shown.length === 0) fields.append(el("div", { class: "muted" }, "なし"));
+  for (const item of shown) {
     fields.append(
       el(
         "div",
-        { class: "field", dataset: { testid: "friend-field", field: name } },
-        el("dt", {}, name),
-        el("dd", { dataset: { testid: "friend-field-value" } }, fieldValue(value)),
+        { class: "field", dataset: { testid: "friend-field", field: item.field } },
+        el("dt", { title: item.field }, item.label),
+        el("dd", { dataset: { testid: "friend-field-value" } }, item.value),
+      ),
+    );
+  }
+  renderSteps(body.sequences || []);
+}
+
+/** Each waiting sequence step and when it goes (account time, as the bot planned it). */
+function renderSteps(waiting) {
+  const steps = byTestId("friend-steps");
+  steps.replaceChildren();
+  if (waiting.length === 0) {
+    steps.append(el("li", { class: "muted" }, "なし"));
+    return;
+  }
+  for (const item of waiting) {
+    // "2026-11-24T10:00:00+09:00" → "11/24 10:00": the bot gives it in the account's zone.
+    const when = item.due_at.slice(5, 16).replace("-", "/").replace("T", " ");
+    steps.append(
+      el(
+        "li",
+        { class: "step", dataset: { testid: "friend-step", sequence: item.sequence, step: String(item.next_step) } },
+        el("span", {}, `${item.title} ${item.next_step}通目 / ${item.steps}`),
+        el("time", { datetime: item.due_at, dataset: { testid: "friend-step-due" } }, when),
       ),
     );
   }

@@ -46,7 +46,25 @@ def test_friend_shape_mid_flow(stack: Stack) -> None:
         "tags": [],
         "fields": {"points": 0},
         "conversation": {"flow": "welcome", "state": "gender"},
+        "fields_shown": [{"field": "points", "label": "points", "value": "0"}],  # no label here
+        "sequences": [],
     }
+
+
+def test_fields_are_shown_with_the_owners_labels_and_steps_with_their_time(
+    stack: Stack,
+) -> None:
+    """What the simulator's panel shows: 性別 = 女性 (the choice that set `gender: female`),
+    and each waiting sequence step with its time in the account's time zone."""
+    user = stack.user("花子")
+    user.follow()
+    user.tap("女性")
+    user.say("42")
+    body = stack.friend(user)
+    shown = {item["field"]: (item["label"], item["value"]) for item in body["fields_shown"]}
+    assert body["fields"]["gender"] == "female"
+    assert shown["gender"][1] == "女性"
+    assert shown["age"][1] == "42"
 
 
 def test_route_is_set_through_the_api_and_validated(stack: Stack) -> None:

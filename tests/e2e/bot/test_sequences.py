@@ -168,6 +168,21 @@ def test_reminder_steps_already_past_are_skipped(stack: Stack) -> None:
     assert pushed(user) == ["まもなくご予約の時間です"]
 
 
+def test_the_friend_shows_each_waiting_step_and_when_it_goes(stack: Stack) -> None:
+    user = stack.user("花子")
+    complete_welcome(user)
+    assert run_due_sequence_steps(stack.runtime) == 1
+    assert stack.friend(user)["sequences"] == [
+        {
+            "sequence": "welcome_steps",
+            "title": "welcome_steps",
+            "next_step": 2,
+            "steps": 4,
+            "due_at": "2026-11-24T10:00:00+09:00",
+        }
+    ]
+
+
 def test_late_steps_found_inside_quiet_hours_wait_for_their_end(stack: Stack) -> None:
     """The worker was down (or the demo's time machine jumped) past the steps' moments into
     the night: nothing is pushed inside the quiet hours; at 09:00 the steps go, in order.
