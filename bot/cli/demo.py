@@ -10,7 +10,7 @@ import contextlib
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -100,6 +100,34 @@ def run_worker_ticks(worker: DeliveryWorker, runtime: Runtime, stop: threading.E
                 expire_due_conversations(runtime)
         except Exception:  # keep going through a bad moment (e.g. a broken catalogue)
             logging.getLogger(__name__).exception("worker tick failed")
+
+
+def restore_simulator_users(emulator_app: Any, runtime: Runtime) -> int:
+    """The emulator keeps its users in memory, the bot keeps its friends in the database: at
+    start, every friend the demo's database knows becomes a simulator user again, with their
+    name and whether they follow or blocked (no webhooks: nothing changed for the bot)."""
+    from sqlalchemy import select
+
+    from bot.emulator import ids
+    from bot.emulator.context import EXTENSION_KEY
+    from storage.models import Friend, FriendStatus
+
+    store = emulator_app.extensions[EXTENSION_KEY].store
+    now = runtime.clock.now()
+    with runtime.db.read() as session:
+        friends = session.execute(
+            select(Friend.line_user_id, Friend.display_name, Friend.status).order_by(Friend.id)
+        ).all()
+    restored = 0
+    for user_id, name, status in friends:
+        if not ids.is_user_id(user_id) or store.get_user(user_id) is not None:
+            continue
+        store.add_user(name or "(名前なし)", now, user_id=user_id)
+        store.follow(user_id, now)
+        if status == FriendStatus.BLOCKED:
+            store.unfollow(user_id, now)
+        restored += 1
+    return restored
 
 
 def after_time_travel(worker: DeliveryWorker, runtime: Runtime) -> None:
@@ -207,7 +235,7 @@ def _run_demo(
     upgrade(database)
     clock = OffsetClock()
     emulator = serve_or_exit(
-        create_emulator_app(
+        emulator_app := create_emulator_app(
             emulator_config := EmulatorConfig(
                 channel_secret=DEMO_SECRET,
                 channel_access_token=DEMO_TOKEN,
@@ -234,6 +262,9 @@ def _run_demo(
     app = create_app(settings, clock=clock)
     runtime: Runtime = app.extensions["stepline"]
     started.callback(runtime.close)
+    restored = restore_simulator_users(emulator_app, runtime)
+    if restored:
+        console.print(f"{restored} simulator user(s) from the last run are back on the page")
     bot = serve_or_exit(app, port=port, option="--port")
     started.callback(bot.stop)
     emulator_config.bot_api_url = bot.url

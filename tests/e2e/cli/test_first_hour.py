@@ -248,3 +248,37 @@ def test_ctrl_c_on_run_py_demo_prints_no_traceback(
     assert proc.returncode == 0, output
     assert "demo stopped" in output
     assert "Traceback" not in output and "KeyboardInterrupt" not in output
+
+
+@pytest.mark.slow
+def test_simulator_users_are_back_after_a_demo_restart(
+    demo: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """The emulator keeps its users in memory; the demo's database keeps the friends: after a
+    restart the page lists them again, with their names and whether they blocked."""
+    port, emulator_port = ports()
+    emulator = f"http://127.0.0.1:{emulator_port}"
+    args = ("--port", str(port), "--emulator-port", str(emulator_port))
+    first = demo(*args)
+    wait_for_bot(port)
+    users = {}
+    for name in ("花子", "太郎"):
+        user = requests.post(f"{emulator}/_emulator/users", json={"name": name}, timeout=5).json()
+        followed = requests.post(f"{emulator}/_emulator/users/{user['user_id']}/follow", timeout=10)
+        assert followed.json()["status"] == 200
+        users[name] = user["user_id"]
+    blocked = requests.post(f"{emulator}/_emulator/users/{users['太郎']}/unfollow", timeout=10)
+    assert blocked.json()["status"] == 200
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=30)
+
+    second = demo(*args)
+    wait_for_bot(port)
+    listed = requests.get(f"{emulator}/_emulator/users", timeout=5).json()["users"]
+    assert {(u["user_id"], u["name"], u["state"]) for u in listed} == {
+        (users["花子"], "花子", "friend"),
+        (users["太郎"], "太郎", "blocked"),
+    }
+    second.send_signal(signal.SIGTERM)
+    output, _ = second.communicate(timeout=30)
+    assert "2 simulator user(s) from the last run are back on the page" in output
