@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -54,13 +55,23 @@ def main(argv: list[str]) -> int:
 def run(command: list[str]) -> int:
     """Run the command and wait for it, through Ctrl-C: the terminal sends it to the whole
     process group, the command stops by itself (the demo says "demo stopped"), and its exit
-    status is ours."""
+    status is ours. A SIGINT sent to this process alone (`kill -INT`) is passed on."""
     child = subprocess.Popen(command)
     while True:
         try:
             return child.wait()
         except KeyboardInterrupt:
-            continue
+            if not _whole_group_interrupted():
+                child.send_signal(signal.SIGINT)
+
+
+def _whole_group_interrupted() -> bool:
+    """Whether the Ctrl-C reached the command too: a terminal sends it to its foreground
+    process group, which the command shares with us."""
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except OSError:  # no terminal: the signal was sent to us only
+        return False
 
 
 if __name__ == "__main__":

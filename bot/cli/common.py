@@ -126,6 +126,10 @@ def stop_on_signals() -> None:
     import signal
 
     def interrupt(signum: int, frame: object) -> None:
+        # Once: a second signal (a terminal's Ctrl-C and a forwarded one arriving together)
+        # must not break into the clean stop that the first one started.
+        for which in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(which, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     for which in (signal.SIGINT, signal.SIGTERM):

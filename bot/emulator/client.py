@@ -89,8 +89,9 @@ class EmulatorClient:
 
     # rich menus
     def rich_menu(self, user_id: str) -> dict[str, Any] | None:
-        """The menu the user sees now (`richMenuId`, `source`: user/default/switched, the rich
-        menu object's fields, `imageUrl`), or None when the user sees none."""
+        """The menu the user sees now (`richMenuId`, `source`: user/default/switched, the
+        aliases pointing to it, the rich menu object's fields, `imageUrl`), or None when the
+        user sees none."""
         try:
             return dict(self._call("GET", f"/users/{user_id}/richmenu"))
         except EmulatorError as exc:

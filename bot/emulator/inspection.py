@@ -6,7 +6,9 @@ Tests and the chat clients read what users received, the API request log, billab
 accepted sends and per-(user, message) counts; they switch scripted faults, probabilistic chaos
 and LINE's rate limits on and off.
 What users did (text, postbacks with their `displayText`, follow, block) is logged too, before
-its webhook goes out, for the simulator's timeline (`simulator.py`).
+its webhook goes out, for the simulator's timeline (`simulator.py`); a postback may name what
+was tapped (`"label"`, `"origin": "richmenu" | "message"`), which the timeline keeps and the
+webhook never carries (`tap_fields`).
 """
 
 from __future__ import annotations
@@ -61,6 +63,35 @@ def string_field(body: dict[str, Any], key: str, *, required: bool = True) -> st
     if not isinstance(value, str) or (required and not value):
         raise BadRequest(f"'{key}' must be a non-empty string")
     return value
+
+
+TAP_ORIGINS = ("richmenu", "message")
+MAX_TAP_LABEL = 100
+
+
+def tap_fields(
+    emu: Emulator, user_id: str, body: dict[str, Any], data: str, alias_id: str | None = None
+) -> dict[str, str]:
+    """What the user tapped, for the simulator's timeline (never sent to the bot): `label`
+    (the button's or rich menu area's) and `origin` (`"richmenu"` | `"message"`) as the client
+    says, else the label of the area of the user's rich menu whose action posts `data` (a
+    switch to `alias_id`). The page then shows "(メニュー「ポイント」をタップ)", not the data."""
+    label = string_field(body, "label", required=False) or None
+    origin = body.get("origin")
+    if origin is not None and origin not in TAP_ORIGINS:
+        raise BadRequest('\'origin\' must be "richmenu" or "message"')
+    if label is None and origin != "message":
+        with emu.store.rich_menus() as menus:
+            shown = menus.shown(user_id)
+        found = shown.menu.area_label(data, alias_id) if shown is not None else None
+        if found is not None:
+            label, origin = found, "richmenu"
+    out: dict[str, str] = {}
+    if label is not None:
+        out["label"] = label[:MAX_TAP_LABEL]
+    if origin is not None:
+        out["origin"] = origin
+    return out
 
 
 def _result(result: WebhookResult, event: dict[str, Any] | None = None) -> ResponseReturnValue:
@@ -200,9 +231,16 @@ def send_postback(user_id: str) -> ResponseReturnValue:
         problem = webhooks.check_postback_params(params)
         if problem:
             raise BadRequest(problem)
+    tapped = tap_fields(emu, user_id, body, data)
     now = emu.config.clock.now()
-    # LINE shows `displayText` as the user's message; it is not part of the webhook.
-    details: dict[str, Any] = {"data": data, "displayText": display_text, "params": params}
+    # LINE shows `displayText` as the user's message; it is not part of the webhook, nor is
+    # what was tapped (`label`, `origin`: for the simulator's timeline).
+    details: dict[str, Any] = {
+        "data": data,
+        "displayText": display_text,
+        "params": params,
+        **tapped,
+    }
     seq = emu.store.record_action(user_id, "postback", now, details)
     event = webhooks.postback_event(user_id, now, ids.reply_token(), data, params)
     return _send_one(emu, event, seq)

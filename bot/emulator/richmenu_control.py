@@ -4,10 +4,12 @@ the channel has, and the images for the simulator page.
 
 `GET /_emulator/users/<user_id>/richmenu`
     The menu the user sees now: `{"richMenuId", "source": "user" | "default" | "switched",
-    "richMenuAliasId"?, "name", "size", "chatBarText", "selected", "areas", "imageUrl"}`;
-    404 `{"message"}` when the user sees none (or is unknown).
+    "richMenuAliasId"?, "aliases", "name", "size", "chatBarText", "selected", "areas",
+    "imageUrl"}` (`aliases`: every alias pointing to the menu, so the page can mark the tab
+    area that switches to the menu shown); 404 `{"message"}` when the user sees none (or is
+    unknown).
 
-`POST /_emulator/users/<user_id>/richmenu/switch` `{"richMenuAliasId", "data"}`
+`POST /_emulator/users/<user_id>/richmenu/switch` `{"richMenuAliasId", "data", "label"?}`
     What LINE does when the user taps a `richmenuswitch` area: the display becomes the alias's
     menu (`SUCCESS`), or stays (`RICHMENU_ALIAS_ID_NOTFOUND`, `RICHMENU_NOTFOUND`); then a
     signed postback webhook with `postback.data` = `data` and `postback.params` =
@@ -15,6 +17,7 @@ the channel has, and the images for the simulator page.
     out when the switch failed). Answers `{"status", "error", "event", "switch": {"status",
     "richMenuAliasId", "richMenuId"}, "richMenu"}` (`status`/`error`: the bot's answer to
     the webhook, as for the other user actions; `richMenu`: what the user sees now or null).
+    The timeline keeps the tapped area's `label` (as given, else the area's own), never sent.
 
 `GET /_emulator/richmenus`, `DELETE /_emulator/richmenus`, `GET /_emulator/richmenus/<id>/image`
     Every menu with its aliases, image, linked users and whether it is the default; forget
@@ -37,6 +40,7 @@ from bot.emulator.inspection import (
     register_reply_token,
     request_body,
     string_field,
+    tap_fields,
 )
 from bot.emulator.richmenu_state import RichMenu, RichMenuState, Shown
 from bot.emulator.richmenus import image_response
@@ -47,13 +51,14 @@ def image_url(menu_id: str) -> str:
     return f"/_emulator/richmenus/{menu_id}/image"
 
 
-def shown_json(shown: Shown) -> dict[str, Any]:
+def shown_json(shown: Shown, aliases: list[str]) -> dict[str, Any]:
     menu = shown.menu
     out: dict[str, Any] = {"richMenuId": menu.rich_menu_id, "source": shown.source}
     if shown.alias_id is not None:
         out["richMenuAliasId"] = shown.alias_id
     out.update(
         {
+            "aliases": aliases,
             "name": menu.name,
             "size": dict(menu.size),
             "chatBarText": menu.chat_bar_text,
@@ -76,9 +81,10 @@ def user_rich_menu(user_id: str) -> ResponseReturnValue:
         return _not_shown(f"no user {user_id}")
     with emu.store.rich_menus() as menus:
         shown = menus.shown(user_id)
+        aliases = menus.aliases_of(shown.menu.rich_menu_id) if shown is not None else []
     if shown is None:
         return _not_shown("the user sees no rich menu")
-    return jsonify(shown_json(shown))
+    return jsonify(shown_json(shown, aliases))
 
 
 def _switch_params(alias_id: str, status: str) -> dict[str, str]:
@@ -88,10 +94,12 @@ def _switch_params(alias_id: str, status: str) -> dict[str, str]:
     return {"status": status}
 
 
-def _post_switch(emu: Emulator, user_id: str, data: str, params: dict[str, str]) -> Any:
+def _post_switch(
+    emu: Emulator, user_id: str, data: str, params: dict[str, str], tapped: dict[str, str]
+) -> Any:
     """Log the tap for the timeline, then send its signed postback webhook to the bot."""
     now = emu.config.clock.now()
-    details = {"data": data, "displayText": None, "params": params}
+    details = {"data": data, "displayText": None, "params": params, **tapped}
     seq = emu.store.record_action(user_id, "postback", now, details)
     event = webhooks.postback_event(user_id, now, ids.reply_token(), data, params)
     register_reply_token(emu, event)
@@ -110,15 +118,17 @@ def switch_rich_menu(user_id: str) -> ResponseReturnValue:
     data = body.get("data")
     if not isinstance(data, str):
         raise BadRequest("'data' must be a string")
+    tapped = tap_fields(emu, user_id, {**body, "origin": "richmenu"}, data, alias_id)
     with emu.store.rich_menus() as menus:
         status = menus.switch(user_id, alias_id)
         target = menus.alias(alias_id)
     # The bot may call the rich menu API while it handles the webhook: no lock held here.
-    answer = _post_switch(emu, user_id, data, _switch_params(alias_id, status))
+    answer = _post_switch(emu, user_id, data, _switch_params(alias_id, status), tapped)
     with emu.store.rich_menus() as menus:
         shown = menus.shown(user_id)
+        aliases = menus.aliases_of(shown.menu.rich_menu_id) if shown is not None else []
     answer["switch"] = {"status": status, "richMenuAliasId": alias_id, "richMenuId": target}
-    answer["richMenu"] = shown_json(shown) if shown else None
+    answer["richMenu"] = shown_json(shown, aliases) if shown else None
     return jsonify(answer)
 
 

@@ -54,6 +54,24 @@ class RichMenu:
             created_at=now,
         )
 
+    def area_label(self, data: str, alias_id: str | None = None) -> str | None:
+        """The `label` of the first area whose action posts `data` (a postback or date picker;
+        with `alias_id`, a switch to that alias), for the simulator's timeline; None when no
+        area does or it has no label."""
+        for area in self.areas:
+            action = area.get("action")
+            if not isinstance(action, dict) or action.get("data") != data:
+                continue
+            if alias_id is None and action.get("type") not in ("postback", "datetimepicker"):
+                continue
+            if alias_id is not None and (
+                action.get("type") != "richmenuswitch" or action.get("richMenuAliasId") != alias_id
+            ):
+                continue
+            label = action.get("label")
+            return label if isinstance(label, str) and label else None
+        return None
+
     def to_json(self) -> dict[str, Any]:
         """The spec's `RichMenuResponse`."""
         return {

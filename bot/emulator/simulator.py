@@ -3,6 +3,8 @@
 Page
     `GET /` redirects to `GET /simulator`, the page (HTML from `templates/simulator.html`, the
     scripts and styles from `static/`, served under `/simulator/static/`; no CDN, no build).
+    `GET /favicon.ico` answers the page's icon (`static/favicon.svg`), for browsers that ask
+    for it whatever the page's `<link rel="icon">` says.
     It drives the simulated users through the control API of `inspection.py`
     (`POST /_emulator/users`, `.../<id>/follow|unfollow|text|postback`), draws the selected
     user's rich menu from `richmenu_control.py` (`GET /_emulator/users/<id>/richmenu`, a switch
@@ -51,7 +53,15 @@ from typing import Any, Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
 import requests
-from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 
 from bot.clock import Clock
@@ -97,6 +107,14 @@ def _clock_error(error: ClockRequestError) -> ResponseReturnValue:
 @bp.get("/")
 def index() -> ResponseReturnValue:
     return redirect(url_for("simulator.page"))
+
+
+@bp.get("/favicon.ico")
+def favicon() -> ResponseReturnValue:
+    assert bp.static_folder is not None
+    response = send_from_directory(bp.static_folder, "favicon.svg", mimetype="image/svg+xml")
+    response.cache_control.max_age = 86400
+    return response
 
 
 @bp.get("/simulator")

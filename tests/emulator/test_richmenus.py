@@ -712,6 +712,49 @@ def test_a_new_default_ends_switched_displays(
     assert [t["params"] for t in taps] == [{"newRichMenuAliasId": "tab-b", "status": "SUCCESS"}]
 
 
+def test_the_timeline_names_what_was_tapped_and_the_webhook_does_not(
+    emulator: Emu, api: MessagingApi, hook: Hook, friend: str, ready_menu: Callable[..., str]
+) -> None:
+    """For the simulator: a tap's label and where it was (as the page says, else the area of
+    the user's menu that posts the data), never the data alone; the bot gets LINE's event."""
+    menu_id = ready_menu(
+        "会員",
+        area(0, 1250, RichMenuSwitchAction(label="会員", rich_menu_alias_id="m", data="tab=m")),
+        area(1250, 1250, PostbackAction(label="ポイント", data="rm1|member|4|b438ef10")),
+    )
+    api.create_rich_menu_alias(
+        CreateRichMenuAliasRequest(rich_menu_alias_id="m", rich_menu_id=menu_id)
+    )
+    api.link_rich_menu_id_to_user(friend, menu_id)
+    shown = emulator.client.rich_menu(friend)
+    assert shown is not None and shown["aliases"] == ["m"] and "richMenuAliasId" not in shown
+
+    postback = f"{emulator.url}/_emulator/users/{friend}/postback"
+    emulator.client.postback(friend, "rm1|member|4|b438ef10")  # found on the user's menu
+    given = {"data": "q=1", "label": "選ぶ", "origin": "message"}
+    assert requests.post(postback, json=given, timeout=5).status_code == 200
+    emulator.client.postback(friend, "unknown")  # nothing to name it by
+    emulator.client.switch_rich_menu(friend, "m", "tab=m")
+    bad = requests.post(postback, json={"data": "x", "origin": "elsewhere"}, timeout=5)
+    assert bad.status_code == 400
+    label = requests.post(postback, json={"data": "x", "label": 3}, timeout=5)
+    assert label.status_code == 400
+
+    timeline = requests.get(f"{emulator.url}/_emulator/users/{friend}/timeline", timeout=5)
+    taps = [item for item in timeline.json()["items"] if item["type"] == "postback"]
+    assert [(t["data"], t.get("label"), t.get("origin")) for t in taps] == [
+        ("rm1|member|4|b438ef10", "ポイント", "richmenu"),
+        ("q=1", "選ぶ", "message"),
+        ("unknown", None, None),
+        ("tab=m", "会員", "richmenu"),
+    ]
+    sent = [e["postback"] for e in hook.events if e["type"] == "postback"]
+    assert sent[:3] == [{"data": "rm1|member|4|b438ef10"}, {"data": "q=1"}, {"data": "unknown"}]
+    assert sent[3] == {"data": "tab=m", "params": {"newRichMenuAliasId": "m", "status": "SUCCESS"}}
+    shown = emulator.client.rich_menu(friend)
+    assert shown is not None and shown["richMenuAliasId"] == "m" and shown["aliases"] == ["m"]
+
+
 def test_switch_control_errors(emulator: Emu, friend: str) -> None:
     url = f"{emulator.url}/_emulator/users/{friend}/richmenu/switch"
     assert requests.post(url, json={"data": "x"}, timeout=5).status_code == 400

@@ -224,6 +224,13 @@ def test_tapping_the_rich_menu_starts_flows_and_switches_tabs(stack: Stack, page
     expect(page.get_by_test_id("rich-menu-bar")).to_have_text("会員メニュー")
     areas = page.get_by_test_id("rich-menu-area")
     expect(areas).to_have_count(7)
+    expect(areas.nth(1)).to_have_attribute("aria-current", "true")  # the 会員メニュー tab
+    expect(areas.nth(0)).to_have_attribute("data-current", "false")
+
+    areas.nth(4).click()  # ポイント: the bot's own postback data, no displayText
+    expect(page.get_by_test_id("postback-note").last).to_have_text("(メニュー「ポイント」をタップ)")
+    expect(bot_bubbles(page).last).to_contain_text("現在のポイントは")
+    expect(page.get_by_test_id("chat")).not_to_contain_text("rm1|")
 
     areas.nth(2).click()  # ご予約: a postback that starts the booking flow
     expect(bot_bubbles(page).last).to_have_text("ご希望のメニューをお選びください")
@@ -232,6 +239,11 @@ def test_tapping_the_rich_menu_starts_flows_and_switches_tabs(stack: Stack, page
     areas.nth(0).click()  # the はじめての方 tab: LINE switches to the guest menu's alias
     expect(surface).to_have_attribute("data-source", "switched")
     expect(page.get_by_test_id("rich-menu-bar")).to_have_text("メニュー")
+    expect(page.get_by_test_id("rich-menu-area").nth(0)).to_have_attribute("aria-current", "true")
+    expect(page.get_by_test_id("rich-menu-area").nth(1)).to_have_attribute("data-current", "false")
+    expect(page.get_by_test_id("postback-note").last).to_have_text(
+        "(メニューを「はじめての方」に切り替えました)"
+    )
     page.get_by_test_id("rich-menu-area").nth(2).click()  # アンケートに答える
     expect(bot_bubbles(page).last).to_have_text("ゆりさん、性別を教えてください")
     expect(page.get_by_test_id("friend-flow-name")).to_have_text("welcome")

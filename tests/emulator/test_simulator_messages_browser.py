@@ -262,9 +262,10 @@ def test_messages_render_and_taps_send_what_line_sends(
     carousel = page.locator('[data-testid="bubble"][data-template="carousel"]')
     assert carousel.evaluate("e => e.scrollWidth > e.clientWidth")
     carousel.get_by_test_id("template-action").nth(2).click()
-    expect(page.get_by_test_id("postback-note").last).to_have_text(
-        "(ポストバック: menu=産後ケア60分)"
-    )
+    # No displayText: LINE shows nothing; the page notes the button's label, never the data.
+    expect(page.get_by_test_id("postback-note").last).to_have_text("(「選ぶ」をタップ)")
+    assert last_event(hook)["postback"] == {"data": "menu=産後ケア60分"}
+    expect(page.get_by_test_id("chat")).not_to_contain_text("menu=")
 
     # Flex: layout and buttons.
     bubble = page.get_by_test_id("flex-bubble").first

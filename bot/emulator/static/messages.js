@@ -37,8 +37,49 @@ function textV2(message) {
   });
 }
 
+// http(s) URLs in a text: the characters RFC 3986 allows, so 「」、。 and spaces end one.
+const URL_RE = /https?:\/\/[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+/g;
+const URL_TRAILING = /[.,;:!?'\]]+$/;
+const LINK_TEXT_MAX = 40;
+const LINK_SHORT_REST = 16;
+
+/** A URL as the bubble shows it: whole when short, else the host and the start of the rest. */
+export function shortUrl(url) {
+  if (url.length <= LINK_TEXT_MAX) return url;
+  const [, host, rest] = url.match(/^https?:\/\/([^/?#]*)([^]*)$/) || [url, "", url];
+  return `${host}${rest.slice(0, LINK_SHORT_REST)}…`;
+}
+
+/** Where a matched URL really ends: not at a sentence's final dot, nor a ")" it did not open. */
+function trimUrl(url) {
+  let out = url.replace(URL_TRAILING, "");
+  while (out.endsWith(")") && out.split("(").length < out.split(")").length) {
+    out = out.slice(0, -1).replace(URL_TRAILING, "");
+  }
+  return out;
+}
+
+/** A message text as DOM nodes: text nodes, and each URL an <a> opening it in a new tab (a
+ * real GET, so a tracked link records its click). Never HTML: the text stays text. */
+export function linkedText(value) {
+  const text = String(value ?? "");
+  const nodes = [];
+  let done = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    const url = trimUrl(match[0]);
+    if (!/^https?:\/\/[^/?#]+/.test(url)) continue;
+    if (match.index > done) nodes.push(text.slice(done, match.index));
+    nodes.push(
+      el("a", { class: "bubble-link", href: url, target: "_blank", rel: "noopener", title: url, dataset: { testid: "bubble-link" } }, shortUrl(url)),
+    );
+    done = match.index + url.length;
+  }
+  if (done < text.length) nodes.push(text.slice(done));
+  return nodes;
+}
+
 function textBubble(text) {
-  return el("div", { class: "bubble bubble-text" }, text);
+  return el("div", { class: "bubble bubble-text" }, linkedText(text));
 }
 
 function card(...children) {

@@ -1,7 +1,7 @@
 // The simulator page: users, the chat (polled timeline), what taps send, the side panel loop.
 import { errorText, getJSON, postJSON } from "./api.js";
 import { byTestId, el } from "./dom.js";
-import { quickReplyChips, renderMessage } from "./messages.js";
+import { linkedText, quickReplyChips, renderMessage } from "./messages.js";
 import { renderBillable, renderFriend, renderHealth, renderOutbox, resetPanel } from "./panel.js";
 import { clearRichMenu, drawRichMenu } from "./richmenu.js";
 import { initTimeMachine, localNow, refreshClock } from "./timemachine.js";
@@ -25,7 +25,7 @@ const state = {
   polling: null,
   pollAgain: false,
   picker: null,
-  menuKey: null, // "richMenuId|source" of the drawn rich menu ("none": the placeholder)
+  menuKey: null, // "richMenuId|source|alias|aliases…" of the drawn rich menu ("none": the placeholder)
 };
 
 const chat = byTestId("chat");
@@ -34,7 +34,7 @@ const sendButton = byTestId("send-button");
 const quickBar = byTestId("quick-replies");
 const picker = byTestId("datetime-picker");
 const pickerInput = byTestId("datetime-input");
-const ctx = { onAction: (action) => tap(action) };
+const ctx = { onAction: (action) => tap(action, "message") };
 
 // --- feedback ---------------------------------------------------------------------------------
 
@@ -114,8 +114,13 @@ function renderUsers() {
           "button",
           { type: "button", class: "user-select", dataset: { testid: "user-select" }, onclick: () => select(user.user_id) },
           el("span", { class: "avatar avatar-user", "aria-hidden": "true" }, user.name.slice(0, 1)),
-          el("span", { class: "user-name" }, user.name),
-          el("span", { class: `user-state state-${user.state}`, dataset: { testid: "user-state" } }, STATE_LABEL[user.state] || user.state),
+          // The whole name, wrapped when long, with the state below it: never cut off.
+          el(
+            "span",
+            { class: "user-text" },
+            el("span", { class: "user-name", title: user.name, dataset: { testid: "user-name" } }, user.name),
+            el("span", { class: `user-state state-${user.state}`, dataset: { testid: "user-state" } }, STATE_LABEL[user.state] || user.state),
+          ),
         ),
         userActions(user),
       ),
@@ -141,7 +146,8 @@ function updateComposer() {
   input.disabled = !ready;
   sendButton.disabled = !ready;
   input.placeholder = ready ? "メッセージを入力" : "友だち追加するとメッセージを送れます";
-  byTestId("chat-user-name").textContent = user ? `${user.name} として会話中` : "";
+  const blockedNote = user && user.state === "blocked" ? "(ブロック中)" : "";
+  byTestId("chat-user-name").textContent = user ? `${user.name} として会話中${blockedNote}` : "";
   let cta = byTestId("chat-cta");
   if (!cta) {
     cta = el("div", { class: "chat-cta", dataset: { testid: "chat-cta" } });
@@ -203,7 +209,7 @@ function userRow(item, text, extra = {}) {
     "div",
     { class: "row row-user", dataset: { seq: item.seq } },
     el("div", { class: "meta" }, el("span", { class: "read" }, "既読"), el("time", {}, item.at_local.slice(11))),
-    el("div", { class: "bubble bubble-text bubble-user", dataset: { testid: "bubble", from: "user", type: item.type, ...extra } }, text),
+    el("div", { class: "bubble bubble-text bubble-user", dataset: { testid: "bubble", from: "user", type: item.type, ...extra } }, linkedText(text)),
   );
 }
 
@@ -238,9 +244,9 @@ function rowFor(item) {
       return userRow(item, item.text);
     case "postback":
       if (item.displayText) return userRow(item, item.displayText, { postback: item.data });
-      if (item.params && item.params.status) return note(switchNote(item.params), "postback-note");
+      if (item.params && item.params.status) return note(switchNote(item), "postback-note");
       if (item.params) return note(`${Object.values(item.params).join(" ")} を選択しました`, "postback-note");
-      return note(`(ポストバック: ${item.data})`, "postback-note");
+      return note(tapNote(item), "postback-note");
     case "follow":
       return note(item.isUnblocked ? "ブロックを解除しました" : "友だち追加しました");
     case "unfollow":
@@ -250,10 +256,20 @@ function rowFor(item) {
   }
 }
 
-/** A rich menu switch tap, as the timeline shows it (LINE itself shows nothing in the chat). */
-function switchNote(params) {
-  if (params.status === "SUCCESS") return `(リッチメニューを切り替えました: ${params.newRichMenuAliasId})`;
-  return `(リッチメニューを切り替えられませんでした: ${params.status})`;
+/** A rich menu switch tap, as the timeline shows it (LINE itself shows nothing in the chat):
+ * the tab's label when known, else the alias the owner named. */
+function switchNote(item) {
+  const params = item.params;
+  if (params.status !== "SUCCESS") return `(リッチメニューを切り替えられませんでした: ${params.status})`;
+  if (item.label) return `(メニューを「${item.label}」に切り替えました)`;
+  return `(リッチメニューを切り替えました: ${params.newRichMenuAliasId})`;
+}
+
+/** A postback without displayText (LINE shows nothing): what was tapped, never its data. */
+function tapNote(item) {
+  const onMenu = item.origin === "richmenu";
+  if (item.label) return onMenu ? `(メニュー「${item.label}」をタップ)` : `(「${item.label}」をタップ)`;
+  return onMenu ? "(メニューをタップ)" : "(ボタンをタップ)";
 }
 
 function appendItems(items) {
@@ -302,7 +318,7 @@ async function refreshRichMenu() {
   const answer = await getJSON(`/_emulator/users/${encodeURIComponent(userId)}/richmenu`);
   if (gen !== state.gen || (!answer.ok && answer.status !== 404)) return;
   const menu = answer.ok ? answer.body : null;
-  const key = menu ? `${menu.richMenuId}|${menu.source}` : "none";
+  const key = menu ? [menu.richMenuId, menu.source, menu.richMenuAliasId, ...(menu.aliases || [])].join("|") : "none";
   if (key === state.menuKey) return;
   state.menuKey = key;
   showRichMenu(menu);
@@ -359,12 +375,24 @@ async function sendText(text) {
   refreshSide();
 }
 
+/** What a tap tells the timeline (never the bot): where it was and the label it had. */
+function tapped(action, origin) {
+  const out = {};
+  if (origin) out.origin = origin;
+  if (typeof action.label === "string" && action.label) out.label = action.label;
+  return out;
+}
+
 /** A tap on a rich menu switch area: LINE switches the user's menu and posts the postback. */
 async function switchRichMenu(action) {
   const userId = requireFriend();
   if (!userId) return;
   hideQuickReplies();
-  const body = { richMenuAliasId: String(action.richMenuAliasId || ""), data: String(action.data ?? "") };
+  const body = {
+    richMenuAliasId: String(action.richMenuAliasId || ""),
+    data: String(action.data ?? ""),
+    ...tapped(action, "richmenu"),
+  };
   const answer = await postJSON(`/_emulator/users/${userId}/richmenu/switch`, body);
   if (report(answer) && answer.body.switch.status !== "SUCCESS") {
     toast(`リッチメニューを切り替えられませんでした (${answer.body.switch.status})`, "info");
@@ -373,11 +401,11 @@ async function switchRichMenu(action) {
   refreshSide();
 }
 
-async function sendPostback(data, displayText, params) {
+async function sendPostback(data, displayText, params, tap = {}) {
   const userId = requireFriend();
   if (!userId) return;
   hideQuickReplies();
-  const body = { data: String(data ?? "") };
+  const body = { data: String(data ?? ""), ...tap };
   if (displayText) body.displayText = String(displayText);
   if (params) body.params = params;
   report(await postJSON(`/_emulator/users/${userId}/postback`, body));
@@ -385,7 +413,9 @@ async function sendPostback(data, displayText, params) {
   refreshSide();
 }
 
-function tap(action) {
+/** What a tap on `action` does, as LINE would; `origin` ("richmenu" | "message") only tells
+ * the timeline where the tap was. */
+function tap(action, origin) {
   switch (action.type) {
     case "message":
       return sendText(String(action.text ?? action.label ?? ""));
@@ -394,9 +424,9 @@ function tap(action) {
         if (action.fillInText) input.value = action.fillInText;
         input.focus();
       }
-      return sendPostback(action.data, action.displayText || action.text);
+      return sendPostback(action.data, action.displayText || action.text, null, tapped(action, origin));
     case "datetimepicker":
-      return openPicker(action);
+      return openPicker(action, origin);
     case "richmenuswitch":
       return switchRichMenu(action);
     case "uri":
@@ -422,10 +452,10 @@ function pickerDefault(mode, action) {
   return value;
 }
 
-function openPicker(action) {
+function openPicker(action, origin) {
   if (!requireFriend()) return;
   const mode = PICKER_INPUT[action.mode] ? action.mode : "datetime";
-  state.picker = { ...action, mode };
+  state.picker = { ...action, mode, tap: tapped(action, origin) };
   pickerInput.type = PICKER_INPUT[mode];
   pickerInput.dataset.mode = mode;
   pickerInput.min = action.min || "";
@@ -454,7 +484,7 @@ async function submitPicker() {
   if (action.min && value < action.min) return toast(`${action.min} 以降を選んでください`, "info");
   if (action.max && value > action.max) return toast(`${action.max} 以前を選んでください`, "info");
   closePicker();
-  await sendPostback(action.data, null, { [mode]: value });
+  await sendPostback(action.data, null, { [mode]: value }, action.tap);
 }
 
 // --- the side panel and the page-wide loops ---------------------------------------------------
@@ -550,7 +580,7 @@ async function start() {
  * that changes; tests may call it (window.stepline) to draw any menu. */
 function showRichMenu(menu) {
   const container = byTestId("rich-menu");
-  if (menu) drawRichMenu(container, menu, tap);
+  if (menu) drawRichMenu(container, menu, (action) => tap(action, "richmenu"));
   else clearRichMenu(container);
 }
 
