@@ -141,10 +141,20 @@ class Stack:
         return response.json()
 
 
-def start_stack(db: Database, clock: FrozenClock, flows: Path, **settings_changes: object) -> Stack:
+def start_stack(
+    db: Database,
+    clock: FrozenClock,
+    flows: Path,
+    *,
+    account_name: str | None = None,
+    **settings_changes: object,
+) -> Stack:
     """The LINE emulator and the bot, each on a real HTTP port, wired to each other the way
-    `stepline demo` wires them (shared clock, the simulator's side panel and time machine)."""
+    `stepline demo` wires them (shared clock, the simulator's side panel and time machine);
+    `account_name` is the LINE account's name the chat shows (the demo's salon, say)."""
     emulator_config = EmulatorConfig(channel_secret=SECRET, channel_access_token=TOKEN, clock=clock)
+    if account_name is not None:
+        emulator_config.bot_display_name = account_name
     emulator = ServerThread(create_emulator_app(emulator_config)).start()
     settings = Settings(
         database_url=db.url,

@@ -108,12 +108,39 @@ def test_welcome_questionnaire_in_the_browser(stack: Stack, page: Page) -> None:
     expect(page.get_by_test_id("problems-banner")).to_be_hidden()
 
     screenshot(page, "welcome")
-    if os.environ.get("STEPLINE_DOCS_SCREENSHOT") == "1":
-        # The README's picture: refreshed only on request (a machine without Japanese fonts
-        # would draw boxes), e.g. `STEPLINE_DOCS_SCREENSHOT=1 pytest -k welcome_questionnaire`.
-        DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.mouse.move(0, 0)
-        page.screenshot(path=str(DOCS_SCREENSHOT), full_page=True)
+
+
+def test_the_readme_picture_is_the_demo_as_a_new_user_meets_it(
+    db: Database, clock: FrozenClock, page: Page
+) -> None:
+    """What `python3 run.py demo` shows after the questionnaire: the salon's name, its
+    rich menu on the member tab, the panel with labels and the waiting step. With
+    `STEPLINE_DOCS_SCREENSHOT=1` it also refreshes docs/images/simulator.png (on request only:
+    a machine without Japanese fonts would draw boxes)."""
+    stack = start_stack(db, clock, EXAMPLE_FLOWS, account_name="アロマサロン そよかぜ")
+    try:
+        runner = RichMenuSync(stack.runtime, sleep=lambda seconds: None)
+        runner.apply(runner.plan())
+        open_simulator(page, stack.emulator.url)
+        create_and_follow(page, "花子")
+        expect(page.get_by_test_id("account-name")).to_have_text("アロマサロン そよかぜ")
+        chip(page, "女性").click()
+        expect(bot_bubbles(page).last).to_have_text("年齢を数字で教えてください")
+        send(page, "35")
+        chip(page, "腰痛").click()
+        expect(bot_bubbles(page).last).to_have_text("ありがとうございました!")
+        expect(page.get_by_test_id("rich-menu-bar")).to_have_text("会員メニュー")
+        expect(page.get_by_test_id("rich-menu-area").nth(1)).to_have_attribute(
+            "aria-current", "true"
+        )
+        expect(field(page, "gender")).to_have_text("女性")
+        expect(page.get_by_test_id("friend-step")).to_have_count(1)
+        if os.environ.get("STEPLINE_DOCS_SCREENSHOT") == "1":
+            DOCS_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.mouse.move(0, 0)
+            page.screenshot(path=str(DOCS_SCREENSHOT), full_page=True)
+    finally:
+        stack.stop()
 
 
 def test_booking_with_the_date_picker(stack: Stack, page: Page) -> None:
