@@ -229,6 +229,7 @@ def _run_demo(
     from bot.emulator.app import create_emulator_app
     from bot.emulator.chat import run_chat
     from bot.emulator.config import EmulatorConfig
+    from bot.richmenus.render import bundled_font_path
     from bot.web.app import create_app
     from storage.migrate import upgrade
 
@@ -243,6 +244,7 @@ def _run_demo(
                 clock=clock,
                 account_timezone="Asia/Tokyo",
                 bot_display_name="アロマサロン そよかぜ",
+                page_font=bundled_font_path(),
             )
         ),
         port=emulator_port,

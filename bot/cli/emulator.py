@@ -89,6 +89,7 @@ def emulator_command(
 
     from bot.emulator.app import create_emulator_app
     from bot.emulator.config import EmulatorConfig
+    from bot.richmenus.render import bundled_font_path
 
     if not channel_secret or not channel_access_token:
         raise click.UsageError(
@@ -103,6 +104,7 @@ def emulator_command(
         accept_unknown_reply_tokens=accept_unknown_reply_tokens,
         chaos=parse_chaos_option(chaos_json),
         rate_limits=parse_rate_limits_option(rate_limits),
+        page_font=bundled_font_path(),
     )
     # One line per request (`bot.emulator.http_server`'s access log) unless --quiet.
     access_log = logging.getLogger("stepline.http")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bot.clock import Clock, SystemClock
@@ -49,6 +50,10 @@ class EmulatorConfig:
     bot_admin_token: str | None = None
     # The account's time zone, for showing the (movable) clock on the simulator page.
     account_timezone: str = "Asia/Tokyo"
+    # A Japanese font file the simulator page falls back on for characters the browser's own
+    # fonts lack (a machine with no CJK font would draw boxes). The CLI passes the font
+    # bundled for rich-menu images; None: the page relies on the machine's fonts.
+    page_font: Path | None = None
     # Called after the simulator's time machine moves the clock (the demo sweeps timed-out
     # questionnaires and, later, runs due steps).
     on_clock_change: Callable[[], object] | None = None

@@ -59,6 +59,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     send_from_directory,
     url_for,
 )
@@ -117,6 +118,16 @@ def favicon() -> ResponseReturnValue:
     return response
 
 
+@bp.get("/_emulator/page-font")
+def page_font() -> ResponseReturnValue:
+    """The page's fallback Japanese font (`EmulatorConfig.page_font`); 404 when none."""
+    font = current().config.page_font
+    if font is None or not font.is_file():
+        return jsonify({"error": "no page font configured"}), 404
+    response = send_file(font, mimetype="font/otf", max_age=86400)
+    return response
+
+
 @bp.get("/simulator")
 def page() -> ResponseReturnValue:
     emu = current()
@@ -126,6 +137,7 @@ def page() -> ResponseReturnValue:
         basic_id=emu.config.bot_basic_id,
         timezone=emu.config.account_timezone,
         bot_configured=bool(emu.config.bot_api_url),
+        page_font=emu.config.page_font is not None,
     )
 
 

@@ -434,6 +434,13 @@ def _font_resource() -> Traversable:
     return resources.files(__package__).joinpath("fonts", FONT_FILE)
 
 
+def bundled_font_path() -> Path | None:
+    """The bundled Japanese font as a file on disk (the simulator page falls back on it); None
+    when the package is not installed as plain files."""
+    resource = _font_resource()
+    return Path(str(resource)) if isinstance(resource, Path) and resource.is_file() else None
+
+
 @cache
 def _font_bytes() -> bytes:
     """Read through importlib.resources, so it works from an installed wheel or a zip."""

@@ -184,3 +184,26 @@ def test_links_in_messages_open_and_stay_text(
         "href", f"{links.url}/r/x"
     )
     screenshot(page, "links")
+
+
+def test_japanese_has_a_bundled_fallback_font(make_emulator: Any, page: Page) -> None:
+    """A machine with no CJK font would draw boxes: the page falls back on the Japanese font
+    bundled for rich-menu images, served by the emulator, for Japanese characters only."""
+    from bot.richmenus.render import bundled_font_path
+
+    emulator = make_emulator(page_font=bundled_font_path())
+    served = requests.get(f"{emulator.url}/_emulator/page-font", timeout=10)
+    assert served.status_code == 200 and served.headers["Content-Type"] == "font/otf"
+    open_simulator(page, emulator.url)
+    loaded = page.evaluate(
+        """async () => (await document.fonts.load('16px "stepline JP"', '性別を教えてください'))
+            .map((face) => face.status)"""
+    )
+    assert loaded == ["loaded"]  # declared, fetched and parsed by the browser
+    assert "stepline JP" in page.evaluate("getComputedStyle(document.body).fontFamily")
+
+
+def test_without_a_page_font_none_is_declared(emulator: Emu, page: Page) -> None:
+    assert requests.get(f"{emulator.url}/_emulator/page-font", timeout=10).status_code == 404
+    open_simulator(page, emulator.url)
+    assert "stepline JP" not in page.evaluate("getComputedStyle(document.body).fontFamily")
