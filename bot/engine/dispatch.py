@@ -144,10 +144,9 @@ class Dispatcher:
         else:
             menu_taps = taps_with_data(turn.catalogue, data)
             for area in menu_taps:
-                run_tap(turn, area, params)
-            conv = self.current(turn)
-            answered = conv is not None and self.conversations.answer(
-                turn, conv, Answer(postback=data, params=params)
+                run_tap(turn, area, params)  # its flow requests apply in `finish`, below
+            answered = waiting is not None and self.conversations.answer(
+                turn, waiting, Answer(postback=data, params=params)
             )
             if not answered:
                 if ChoicePostback.parse(data) is not None:
