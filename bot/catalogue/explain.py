@@ -293,6 +293,8 @@ def _enter(spot: Spot, tp: Any, node: Any, key: Any) -> None:
         }
         kind = _SUBJECTS[base]
         name = node.get(name_key[kind]) if isinstance(node, dict) else None
+        if isinstance(name, dict | list):
+            name = None  # not a name (its own problem says so)
         if name is None and kind == "step" and spot.path and isinstance(spot.path[-1], int):
             spot.context.push_subject(f"step {spot.path[-1] + 1}")
         elif name is None:
@@ -562,6 +564,22 @@ def _step_defined_twice(error: dict[str, Any], locator: Locator) -> Problem | No
         col,
         f"step '{name}' is defined twice (first at line {first[0]})",
     )
+
+
+def explain_whole_document(error: dict[str, Any], locator: Locator) -> list[Problem]:
+    """An error about the document as a whole (a flow's step defined twice) as a Problem."""
+    special = _step_defined_twice(error, locator)
+    return [special] if special is not None else []
+
+
+def error_spots(exc: ValidationError, model: type[BaseModel], root: Any) -> list[Item]:
+    """Each error of `exc` with where it lands in `root`, one per value (a plain union's
+    members' errors reduced to those of the member the value was meant for)."""
+    errors: list[dict[str, Any]] = [dict(e) for e in exc.errors(include_url=False)]
+    spots = [walk(model, root, tuple(e["loc"])) for e in errors]
+    return [
+        (error, spot) for error, spot, _ in _reduce_unions(list(zip(errors, spots, strict=True)))
+    ]
 
 
 def explain(exc: ValidationError, model: type[BaseModel], locator: Locator) -> list[Problem]:

@@ -4,6 +4,11 @@ Every file (`*.yaml`, `*.yml`, recursively, in sorted order) may hold several `-
 a document's first key names its kind. Each document is validated by its pydantic model, the
 documents are merged, and lint runs over the whole. Every problem, of any file, is collected
 with its `file:line:col`; a catalogue is returned only when there is none.
+
+One run reports every problem it can: a YAML syntax error costs only its own document (the
+file is read again from the next `---`); a document that fails its model is linted without the
+parts its errors are about (`salvage`); and what broken documents define is not reported
+unknown where it is used (`broken`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from bot.catalogue.broken import LIST_KINDS, intended, written
+from bot.catalogue.broken import names as broken_names
 from bot.catalogue.catalogue import Catalogue, CatalogueError, FlowSource, Problem
 from bot.catalogue.explain import explain, show_value, suggest
 from bot.catalogue.lint import lint
@@ -37,14 +44,13 @@ from bot.catalogue.models import (
     SequenceDoc,
     TagsDoc,
 )
+from bot.catalogue.salvage import salvage
 from bot.catalogue.source import Document, Locator, key_mark, mark_of, place, plain
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # Document kinds the YAML contract names but later issues will build.
 PLANNED_KINDS: tuple[str, ...] = ()
 KINDS_TEXT = ", ".join(DOCUMENT_KINDS)
-# Kinds that are collections rather than named things: one document may hold several of them.
-LIST_KINDS = ("fields", "tags", "keywords", "links")
 LIST_KINDS_TEXT = "fields, tags, keywords and links"
 
 _START_MARKER = re.compile(r"^---(?:\s|$)")
@@ -181,52 +187,94 @@ def _syntax_message(exc: MarkedYAMLError, problem: str, context: str) -> str:
 
 @dataclass
 class Parsed:
-    """Documents that passed their model, every problem, and the names the others define.
+    """The documents, every problem, and the names that documents with problems define.
 
-    A document with errors still defines its names (`broken`), so that a typo in a flow does
-    not also make every `start_flow` of it an "unknown flow".
+    A document with problems is in `documents` only if `salvage` could keep part of it (its
+    `pruned` is set): it is linted, never merged. It still defines its names (`broken`, read
+    from the YAML as written, see `bot.catalogue.broken`), so that a typo in a flow does not
+    also make every `start_flow` of it an "unknown flow"; when they cannot be told, no name of
+    that kind is reported unknown (`unknowable`).
     """
 
     documents: list[Document] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     broken: dict[str, set[str]] = field(default_factory=dict)
+    unknowable: set[str] = field(default_factory=set)
 
     def extend(self, other: Parsed) -> None:
         self.documents.extend(other.documents)
         self.problems.extend(other.problems)
         for kind, names in other.broken.items():
             self.broken.setdefault(kind, set()).update(names)
+        self.unknowable |= other.unknowable
+
+    def define(self, kinds: list[tuple[str, Any]]) -> None:
+        """Note what a document with problems defines (see `intended` and `written`)."""
+        for kind, value in kinds:
+            defined = broken_names(kind, value)
+            if defined is None:
+                self.unknowable.add(kind)
+            else:
+                self.broken.setdefault(kind, set()).update(defined)
 
 
-def _broken_names(kind: str, value: Any) -> set[str]:
-    """The names a document that failed validation would define."""
-    if kind in ("flow", "event", "sequence", "segment", "broadcast", "rich_menu"):
-        return {value} if isinstance(value, str) else set()
-    if kind in ("fields", "links") and isinstance(value, dict):
-        return {k for k in value if isinstance(k, str)}
-    if kind == "tags" and isinstance(value, list):
-        return {v for v in value if isinstance(v, str)}
-    return set()
+def _load(
+    text: str, regions: list[Region], file: str
+) -> tuple[list[tuple[Any, int]], list[Problem], list[int]]:
+    """Every document YAML can read with the index of its region, the syntax errors, and the
+    regions of the documents it cannot read.
+
+    A syntax error costs only its own document: reading starts again at the next `---` (YAML
+    ends a document there whatever is open: a bracket, a quote), with the lines before it left
+    blank so that positions stay those of the file.
+    """
+    nodes: list[tuple[Any, int]] = []
+    problems: list[Problem] = []
+    unreadable: list[int] = []
+    lines = text.splitlines(keepends=True)
+    start = 0  # the region reading starts at
+    while start < max(len(regions), 1):
+        first = regions[start].start if start else 0
+        count = 0
+        try:
+            for node in _yaml().load_all("\n" * first + "".join(lines[first:])):
+                nodes.append((node, start + count))
+                count += 1
+            break
+        except YAMLError as exc:
+            problems.append(yaml_problem(exc, file))
+            failed = max(start, _region_of(exc, regions))
+            unreadable.extend(range(min(start + count, failed), failed + 1))
+            start = failed + 1
+    return nodes, problems, [i for i in unreadable if i < len(regions)]
+
+
+def _region_of(exc: YAMLError, regions: list[Region]) -> int:
+    """The region of the document a syntax error is in (not the one whose `---` ended it)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line if mark is not None else 0
+    index = max((i for i, r in enumerate(regions) if r.start <= line), default=0)
+    if index and regions[index].marker == line:
+        index -= 1
+    return index
 
 
 def parse_documents(text: str, file: str) -> Parsed:
     """Every document of one file's text, validated by its model."""
     parsed = Parsed()
-    problems = parsed.problems
     documents = parsed.documents
     regions = document_regions(text)
-    loaded: list[Any] = []
-    try:
-        for node in _yaml().load_all(text):
-            loaded.append(node)
-    except YAMLError as exc:
-        problems.append(yaml_problem(exc, file))
+    loaded, problems, unreadable = _load(text, regions, file)
+    parsed.problems = problems
     if not loaded and not problems:
         message = "the file is empty" if not text.strip() else "the file holds no YAML document"
         problems.append(
             Problem(file, 1, 1, f"{message} (expected a document such as 'flow: name')")
         )
-    for index, node in enumerate(loaded):
+    lines = text.splitlines()
+    for index in unreadable:
+        parsed.define(written(lines[regions[index].start : regions[index].end]))
+    for node, index in loaded:
         region = regions[index] if index < len(regions) else None
         start = mark_of(node)
         if start is not None and (region is None or not region.start <= start[0] < region.end):
@@ -235,15 +283,14 @@ def parse_documents(text: str, file: str) -> Parsed:
         problems.extend(found)
         documents.extend(found_documents)
         if found and isinstance(node, dict):
-            for kind, value in node.items():
-                if kind in DOCUMENT_KINDS:
-                    parsed.broken.setdefault(kind, set()).update(_broken_names(kind, value))
+            parsed.define(intended(node))
     return parsed
 
 
 def _document(
     node: Any, region: Region | None, text: str, file: str
 ) -> tuple[list[Document], list[Problem]]:
+    """A document's models and problems; with problems, what `salvage` could keep of it."""
     start = mark_of(node)
     if start is None:
         line = region.start if region is not None else 0
@@ -270,26 +317,27 @@ def _document(
     end = region.end if region is not None else len(text.splitlines())
     source = "\n".join(text.splitlines()[start[0] : end]).rstrip() + "\n"
     locator = Locator(file, node, start)
-    if kind not in LIST_KINDS:
-        try:
-            parsed = DOCUMENT_KINDS[kind].model_validate(plain(node))
-        except ValidationError as exc:
-            return [], explain(exc, DOCUMENT_KINDS[kind], locator)
-        return [Document(file, kind, node, parsed, line, col, source)], []
+    keys = [kind] if kind not in LIST_KINDS else list(node)
     # `fields`, `tags`, `keywords` and `links` may share one document (as in DESIGN.md).
     documents: list[Document] = []
     problems: list[Problem] = []
-    for key in node:
-        if key not in LIST_KINDS:
+    for key in keys:
+        if kind in LIST_KINDS and key not in LIST_KINDS:
             problems.append(locator.problem([key], _not_a_list_kind(key), key=True))
             continue
         model = DOCUMENT_KINDS[key]
+        data = plain(node) if key not in LIST_KINDS else {key: plain(node[key])}
+        kline, kcol = (line, col) if key == kind else locator.at([key], key=True)
         try:
-            parsed = model.model_validate({key: plain(node[key])})
+            parsed = model.model_validate(data)
         except ValidationError as exc:
             problems.extend(explain(exc, model, locator))
+            kept = salvage(model, data, locator, exc)
+            problems.extend(kept.problems)
+            if kept.model is not None:
+                doc = Document(file, key, node, kept.model, kline, kcol, source, kept.pruned)
+                documents.append(doc)
             continue
-        kline, kcol = locator.at([key], key=True)
         documents.append(Document(file, key, node, parsed, kline, kcol, source))
     return documents, problems
 
@@ -463,9 +511,10 @@ def check_folder(folder: Path) -> tuple[Catalogue | None, list[Problem]]:
     folder = Path(folder)
     parsed = load_documents(folder)
     problems = parsed.problems
-    catalogue, found = merge(parsed.documents, folder)
+    whole = [doc for doc in parsed.documents if doc.pruned is None]
+    catalogue, found = merge(whole, folder)
     problems.extend(found)
-    problems.extend(lint(parsed.documents, catalogue, parsed.broken))
+    problems.extend(lint(parsed.documents, catalogue, parsed.broken, parsed.unknowable))
     if problems:
         return None, sorted(set(problems))
     return catalogue, []

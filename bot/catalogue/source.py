@@ -2,7 +2,9 @@
 
 ruamel.yaml's round-trip loader keeps 0-based marks on every mapping and sequence
 (`lc.key(k)`, `lc.value(k)`, `lc.item(i)`); `Locator` turns a path of keys and indices into
-the 1-based `line:col` that `Problem` prints.
+the 1-based `line:col` that `Problem` prints. A document that failed validation may still be
+linted without the parts its problems are about (`Pruned`, made by `salvage`): its locator
+then maps the paths of what is left back to the YAML.
 """
 
 from __future__ import annotations
@@ -64,9 +66,44 @@ def child(node: Any, item: PathItem) -> tuple[bool, Any]:
     return False, None
 
 
+@dataclass(frozen=True)
+class Pruned:
+    """The parts left out of a document so that the rest passes its model.
+
+    `paths` are paths in the YAML (`root`). The model validated without them holds paths of
+    its own: a list that lost an item has the later items one place up, which `original`
+    undoes.
+    """
+
+    root: Any
+    paths: frozenset[Path_]
+
+    def original(self, path: Sequence[PathItem]) -> Path_:
+        """The YAML path of the node at `path` of what was left."""
+        out: list[PathItem] = []
+        node = self.root
+        for item in path:
+            if isinstance(node, list) and isinstance(item, int):
+                here = tuple(out)
+                gone = {p[-1] for p in self.paths if len(p) == len(out) + 1 and p[:-1] == here}
+                kept = [i for i in range(len(node)) if i not in gone]
+                item = kept[item] if 0 <= item < len(kept) else item + len(node) - len(kept)
+            out.append(item)
+            found, node = child(node, item)
+            if not found:
+                node = None
+        return tuple(out)
+
+    def intact(self, path: Sequence[PathItem]) -> bool:
+        """Nothing at, inside or around `path` (a path of what was left) was left out."""
+        here = self.original(path)
+        size = len(here)
+        return not any(p[:size] == here or here[: len(p)] == p for p in self.paths)
+
+
 @dataclass
 class Document:
-    """One YAML document of one file, validated."""
+    """One YAML document of one file, validated (or, with `pruned`, what of it could be)."""
 
     file: str
     kind: str
@@ -75,6 +112,7 @@ class Document:
     line: int  # 1-based position of the document's first key
     col: int
     text: str  # the document's own source text
+    pruned: Pruned | None = None  # what was left out of a document with problems
 
     @property
     def name(self) -> str:
@@ -83,17 +121,40 @@ class Document:
 
     @property
     def locator(self) -> Locator:
-        return Locator(self.file, self.node, (self.line - 1, self.col - 1))
+        return Locator(self.file, self.node, (self.line - 1, self.col - 1), self.pruned)
 
 
 @dataclass
 class Locator:
-    """Positions inside one document; every position printed is 1-based."""
+    """Positions inside one document; every position printed is 1-based.
+
+    With `pruned`, the paths given are paths of what was left of the document (see `Pruned`).
+    """
 
     file: str
     root: Any
     origin: tuple[int, int] = (0, 0)
+    pruned: Pruned | None = None
     _cache: dict[Path_, tuple[int, int]] = field(default_factory=dict, repr=False)
+
+    def _yaml_path(self, path: Sequence[PathItem]) -> Sequence[PathItem]:
+        return path if self.pruned is None else self.pruned.original(path)
+
+    def intact(self, path: Sequence[PathItem]) -> bool:
+        """Nothing at, inside or around `path` was left out: checks of the node as a whole
+        (of several of its keys or items) can be trusted."""
+        return self.pruned is None or self.pruned.intact(path)
+
+    @property
+    def complete(self) -> bool:
+        """Nothing of the document was left out: a key it lacks was not written (or written
+        with a typo, an unknown key that was left out)."""
+        return self.pruned is None
+
+    def number(self, path: Sequence[PathItem]) -> int:
+        """The 1-based position in its list, as the YAML has it, of the item at `path`."""
+        last = self._yaml_path(path)[-1]
+        return int(last) + 1
 
     def mark(self, path: Sequence[PathItem], key: bool = False) -> tuple[int, int]:
         """0-based mark of the deepest node of `path` that exists.
@@ -101,6 +162,7 @@ class Locator:
         With `key=True` and a path ending in a mapping key, the key's own position (used for
         an unknown key); otherwise the value's position.
         """
+        path = self._yaml_path(path)
         node = self.root
         here = mark_of(node) or self.origin
         for index, item in enumerate(path):
@@ -120,6 +182,7 @@ class Locator:
 
     def node(self, path: Sequence[PathItem]) -> Any:
         """The YAML node at `path`, or None when it is not there."""
+        path = self._yaml_path(path)
         node = self.root
         for item in path:
             found, node = child(node, item)
@@ -164,7 +227,7 @@ def plain(node: Any) -> Any:
     from datetime import date, datetime
 
     if isinstance(node, dict):
-        return {plain(k): plain(v) for k, v in node.items()}
+        return {_plain_key(k): plain(v) for k, v in node.items()}
     if isinstance(node, list | tuple):
         return [plain(v) for v in node]
     type_name = type(node).__name__
@@ -190,3 +253,13 @@ def plain(node: Any) -> Any:
     if isinstance(node, date):
         return date(node.year, node.month, node.day)
     return node
+
+
+def _plain_key(key: Any) -> Any:
+    """A mapping key as a plain value that can still be a key (`? [a, b]` is a list in YAML)."""
+    value = plain(key)
+    if isinstance(value, list):
+        return tuple(value)
+    if isinstance(value, dict):
+        return str(value)
+    return value

@@ -62,12 +62,15 @@ def lint(
     documents: list[Document],
     catalogue: Catalogue,
     broken: dict[str, set[str]] | None = None,
+    unknowable: set[str] | None = None,
 ) -> list[Problem]:
-    """Every cross-document problem of the merged catalogue.
+    """Every cross-document problem of the merged catalogue, and of what could be kept of
+    documents with problems (those with `pruned`, see `salvage`).
 
-    `broken` names what documents that failed validation define (see `loader.Parsed`).
+    `broken` names what documents with problems define, `unknowable` the kinds of names they
+    hide (see `loader.Parsed`).
     """
-    return Linter(documents, catalogue, broken).run()
+    return Linter(documents, catalogue, broken, unknowable).run()
 
 
 __all__ = ["Linter", "LinterBase", "lint", "value_problem"]

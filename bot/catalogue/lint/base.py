@@ -143,28 +143,31 @@ def _range_text(low: float | None, high: float | None) -> str:
 
 
 class LinterBase:
+    """`broken` names what documents with problems define, `unknowable` the kinds of names such
+    a document hides (see `loader.Parsed`): their problems are reported already, so none of
+    those names is also reported unknown."""
+
     def __init__(
         self,
         documents: list[Document],
         catalogue: Catalogue,
         broken: dict[str, set[str]] | None = None,
+        unknowable: set[str] | None = None,
     ) -> None:
         self.documents = documents
         self.catalogue = catalogue
         self.problems: list[Problem] = []
         self.env = _template_environment()
-        # Names defined by documents that failed validation: already reported, so not unknown.
-        broken = broken or {}
-        self.tags = set(catalogue.tags) | broken.get("tags", set())
-        self.broken_fields = broken.get("fields", set())
-        self.broken_flows = broken.get("flow", set())
-        self.broken_links = broken.get("links", set())
-        self.broken_events = broken.get("event", set())
-        self.broken_sequences = broken.get("sequence", set())
-        self.broken_rich_menus = broken.get("rich_menu", set())
+        self.broken = broken or {}
+        self.unknowable = unknowable or set()
+        self.tags = set(catalogue.tags) | self.broken.get("tags", set())
         # keyword/postback → (document, path, flow) of the first flow it starts
         self.keyword_starts: dict[str, tuple[Document, list[PathItem], str]] = {}
         self.postback_starts: dict[str, tuple[Document, list[PathItem], str]] = {}
+
+    def elsewhere(self, kind: str, name: str) -> bool:
+        """Is `name` (of a document `kind`, or `alias`) defined by a document with problems?"""
+        return kind in self.unknowable or name in self.broken.get(kind, set())
 
     # ------------------------------------------------------------------ reporting
 
@@ -174,34 +177,34 @@ class LinterBase:
     # ------------------------------------------------------------------ names
 
     def tag(self, loc: Locator, path: Path_, name: str) -> None:
-        if name not in self.tags:
+        if name not in self.tags and not self.elsewhere("tags", name):
             hint = suggest(name, sorted(self.tags))
             self.report(loc, path, f"unknown tag '{name}'{hint or ' (declare it in a tags list)'}")
 
     def field(self, loc: Locator, path: Path_, name: str, key: bool = False) -> FieldDef | None:
         definition = self.catalogue.fields.get(name)
-        if definition is None and name not in self.broken_fields:
+        if definition is None and not self.elsewhere("fields", name):
             hint = suggest(name, sorted(self.catalogue.fields))
             self.report(loc, path, f"unknown field '{name}'{hint}", key=key)
         return definition
 
     def flow_named(self, loc: Locator, path: Path_, name: str) -> FlowDoc | None:
         flow = self.catalogue.flows.get(name)
-        if flow is None and name not in self.broken_flows:
+        if flow is None and not self.elsewhere("flow", name):
             hint = suggest(name, sorted(self.catalogue.flows))
             self.report(loc, path, f"unknown flow '{name}'{hint}")
         return flow
 
     def link(self, loc: Locator, path: Path_, name: str) -> None:
-        if name not in self.catalogue.links and name not in self.broken_links:
+        if name not in self.catalogue.links and not self.elsewhere("links", name):
             hint = suggest(name, sorted(self.catalogue.links))
             self.report(loc, path, f"unknown link '{name}'{hint or ' (define it in a links list)'}")
 
     def event_named(self, loc: Locator, path: Path_, name: str) -> None:
         """Any event name may start a flow (an outside system may report events that have no
         `event:` document); but one that is a near miss of a defined event is a typo."""
-        known = set(self.catalogue.events) | self.broken_events
-        if name in known:
+        known = set(self.catalogue.events) | self.broken.get("event", set())
+        if name in known or "event" in self.unknowable:
             return
         hint = suggest(name, sorted(known))
         if hint:
@@ -209,15 +212,20 @@ class LinterBase:
 
     def sequence_named(self, loc: Locator, path: Path_, name: str) -> SequenceDoc | None:
         sequence = self.catalogue.sequences.get(name)
-        if sequence is None and name not in self.broken_sequences:
+        if sequence is None and not self.elsewhere("sequence", name):
             hint = suggest(name, sorted(self.catalogue.sequences))
             self.report(loc, path, f"unknown sequence '{name}'{hint}")
         return sequence
 
     def rich_menu_named(self, loc: Locator, path: Path_, name: str) -> None:
-        if name not in self.catalogue.rich_menus and name not in self.broken_rich_menus:
+        if name not in self.catalogue.rich_menus and not self.elsewhere("rich_menu", name):
             hint = suggest(name, sorted(self.catalogue.rich_menus))
             self.report(loc, path, f"unknown rich menu '{name}'{hint}")
+
+    def segment_named(self, loc: Locator, path: Path_, name: str) -> None:
+        if name not in self.catalogue.segments and not self.elsewhere("segment", name):
+            hint = suggest(name, sorted(self.catalogue.segments))
+            self.report(loc, path, f"unknown segment '{name}'{hint}")
 
     # ------------------------------------------------------------------ values
 
@@ -307,6 +315,8 @@ class LinterBase:
 
         `keys`: the message is only those keys of the YAML mapping at `path` (a sequence
         step's `text` and `quick_replies`)."""
+        if not loc.intact(path):
+            return  # a message with a problem of its own is built once that is fixed
         path = list(path)
         ok = True
         node = loc.node(path)
@@ -385,6 +395,8 @@ class LinterBase:
             self.action(loc, [*path, index], action)
 
     def action(self, loc: Locator, path: list[PathItem], action: Action) -> None:
+        if not loc.intact(path):
+            return  # an action with a problem of its own
         if isinstance(action, TagAction | UntagAction):
             key = action.KIND
             raw = action.tag if isinstance(action, TagAction) else action.untag
@@ -470,6 +482,9 @@ class LinterBase:
     # ------------------------------------------------------------------ conditions
 
     def condition(self, loc: Locator, path: list[PathItem], condition: Condition) -> None:
+        compound = isinstance(condition, AllCondition | AnyCondition | NotCondition)
+        if not compound and not loc.intact(path):
+            return  # a condition with a problem of its own
         if isinstance(condition, TagCondition):
             self.tag(loc, [*path, "tag"], condition.tag)
         elif isinstance(condition, FieldCondition):
@@ -488,12 +503,8 @@ class LinterBase:
                 self.condition(loc, [*path, "any", index], sub)
         elif isinstance(condition, NotCondition):
             self.condition(loc, [*path, "not"], condition.not_)
-        elif (
-            isinstance(condition, SegmentCondition)
-            and condition.segment not in self.catalogue.segments
-        ):
-            hint = suggest(condition.segment, sorted(self.catalogue.segments))
-            self.report(loc, [*path, "segment"], f"unknown segment '{condition.segment}'{hint}")
+        elif isinstance(condition, SegmentCondition):
+            self.segment_named(loc, [*path, "segment"], condition.segment)
 
     def field_condition(
         self, loc: Locator, path: list[PathItem], condition: FieldCondition
@@ -551,6 +562,8 @@ class LinterBase:
     def trigger(
         self, doc: Document, loc: Locator, path: list[PathItem], trigger: Trigger, flow: str
     ) -> None:
+        if not loc.intact(path):
+            return  # a trigger with a problem of its own
         if isinstance(trigger, TagAddedTrigger):
             self.tag(loc, [*path, "tag_added"], trigger.tag_added)
         elif isinstance(trigger, FieldSetTrigger):

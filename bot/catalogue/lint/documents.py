@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from bot.catalogue.explain import suggest
 from bot.catalogue.lint.base import LinterBase, number_text, value_problem
 from bot.catalogue.models import (
     BroadcastDoc,
@@ -23,6 +22,8 @@ class DocumentLint(LinterBase):
     def fields(self, loc: Locator, doc: FieldsDoc) -> None:
         for name, definition in doc.fields.items():
             path: list[PathItem] = ["fields", name]
+            if not loc.intact(path):
+                continue  # a field with a problem of its own
             if (
                 definition.min is not None
                 and definition.max is not None
@@ -41,9 +42,7 @@ class DocumentLint(LinterBase):
 
     def broadcast_doc(self, loc: Locator, broadcast: BroadcastDoc) -> None:
         if isinstance(broadcast.segment, str):
-            if broadcast.segment not in self.catalogue.segments:
-                hint = suggest(broadcast.segment, sorted(self.catalogue.segments))
-                self.report(loc, ["segment"], f"unknown segment '{broadcast.segment}'{hint}")
+            self.segment_named(loc, ["segment"], broadcast.segment)
         else:
             self.condition(loc, ["segment"], broadcast.segment)
         for index, message in enumerate(broadcast.messages):

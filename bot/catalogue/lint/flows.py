@@ -3,12 +3,21 @@ question as LINE receives it, and whether answers fit the fields they are saved 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from bot.catalogue import graph, messages
 from bot.catalogue.explain import article, suggest
 from bot.catalogue.lint.base import LinterBase, Path_, value_problem
-from bot.catalogue.models import END, INPUT_FITS, PICKER_FITS, FlowDoc, PickerSpec, Step
+from bot.catalogue.models import (
+    END,
+    INPUT_FITS,
+    NAME_PATTERN,
+    PICKER_FITS,
+    FlowDoc,
+    PickerSpec,
+    Step,
+)
 from bot.catalogue.postbacks import choice_data
 from bot.catalogue.source import Document, Locator, PathItem
 from bot.line import limits
@@ -18,13 +27,15 @@ class FlowLint(LinterBase):
     def flow(self, doc: Document, loc: Locator, flow: FlowDoc) -> None:
         for index, trigger in enumerate(flow.start_on):
             self.trigger(doc, loc, ["start_on", index], trigger, flow.flow)
-        names = [s.ask for s in flow.steps]
+        names = _step_names(loc, flow)
         targets_ok = True
         for index, step in enumerate(flow.steps):
             targets_ok = self.step(loc, flow, ["steps", index], step, names) and targets_ok
         self.actions(loc, ["on_complete"], flow.on_complete)
         self.actions(loc, ["on_timeout"], flow.on_timeout)
-        if targets_ok:  # with a missing target, "unreachable" would only be noise
+        # With a missing target, "unreachable" would only be noise; so it would with a step or
+        # a `next` left out of a document with problems.
+        if targets_ok and loc.intact(["steps"]):
             reachable = graph.reachable(flow)
             for index, step in enumerate(flow.steps):
                 if step.ask not in reachable:
@@ -32,15 +43,22 @@ class FlowLint(LinterBase):
                         loc, ["steps", index, "ask"], f"step '{step.ask}' can never be reached"
                     )
 
-    def target(self, loc: Locator, path: Path_, flow: FlowDoc, name: str, names: list[str]) -> bool:
-        if name == END or name in names:
+    def target(
+        self, loc: Locator, path: Path_, flow: FlowDoc, name: str, names: list[str] | None
+    ) -> bool:
+        if names is None or name == END or name in names:
             return True
         hint = suggest(name, [*names, END])
         self.report(loc, path, f"flow '{flow.flow}' has no step '{name}'{hint}")
         return False
 
     def step(
-        self, loc: Locator, flow: FlowDoc, path: list[PathItem], step: Step, names: list[str]
+        self,
+        loc: Locator,
+        flow: FlowDoc,
+        path: list[PathItem],
+        step: Step,
+        names: list[str] | None,
     ) -> bool:
         ok = True
         if step.when is not None:
@@ -72,7 +90,7 @@ class FlowLint(LinterBase):
             always: int | None = None
             for index, rule in enumerate(step.next):
                 sub = [*path, "next", index]
-                if always is not None:
+                if always is not None and loc.intact([*path, "next"]):
                     self.report(
                         loc,
                         sub,
@@ -84,7 +102,7 @@ class FlowLint(LinterBase):
                 elif always is None:
                     always = index
                 ok = self.target(loc, [*sub, "goto"], flow, rule.goto, names) and ok
-        if step.save is not None:
+        if step.save is not None and loc.intact(path):  # `input`, `choices` as written
             self.save(loc, path, step)
         return ok
 
@@ -111,7 +129,7 @@ class FlowLint(LinterBase):
                     loc,
                     [*sub, "label"],
                     f"choice '{choice.label}' is in step '{step.ask}' twice"
-                    f" (also choice {labels[choice.label] + 1})",
+                    f" (also choice {loc.number([*path, 'choices', labels[choice.label]])})",
                 )
             labels.setdefault(choice.label, index)
             if choice.data is not None:
@@ -131,7 +149,7 @@ class FlowLint(LinterBase):
                         "displayText": choice.label,
                     }
                 )
-        if ok:
+        if ok and loc.intact([*path, "choices"]):
             self.schema(
                 loc, [*path, "text"], messages.text_message(step.text, quick or None), "question"
             )
@@ -172,3 +190,18 @@ class FlowLint(LinterBase):
             if problem is not None:
                 spot = [*sub, "value"] if choice.value is not None else [*sub, "label"]
                 self.report(loc, spot, f"field '{name}': {problem}")
+
+
+def _step_names(loc: Locator, flow: FlowDoc) -> list[str] | None:
+    """The names of the flow's steps, with those of steps left out of a document with problems
+    (`ask` as written); None when one of those has no name to go by."""
+    names = [s.ask for s in flow.steps]
+    if loc.intact(["steps"]):
+        return names
+    written = loc.node(["steps"])
+    for step in written if isinstance(written, list) else []:
+        ask = step.get("ask") if isinstance(step, dict) else None
+        if not isinstance(ask, str) or not re.match(NAME_PATTERN, ask):
+            return None
+        names.append(ask)
+    return names

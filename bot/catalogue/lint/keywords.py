@@ -32,8 +32,9 @@ class KeywordLint(LinterBase):
                         f" most {limits.MAX_MESSAGES_PER_REQUEST} in one reply",
                     )
                 self.actions(loc, [*path, "do"], rule.do)
-                self.shadowed(doc, [*path, "match"], rule, seen)
-                seen.append((doc, [*path, "match"], rule))
+                if loc.intact(path):  # its `match` and `mode` as written
+                    self.shadowed(doc, [*path, "match"], rule, seen)
+                    seen.append((doc, [*path, "match"], rule))
 
     def shadowed(
         self,

@@ -67,19 +67,20 @@ def _menu(
         )
     for index, area in enumerate(menu.areas):
         path: list[PathItem] = ["areas", index]
-        _bounds(linter, loc, path, area, width, height)
+        if loc.complete:  # not the default size, if `size` was left out
+            _bounds(linter, loc, path, area, width, height)
         _tap(linter, loc, [*path, "tap"], area, aliases)
         for other in range(index):
             if _overlap(menu.areas[other], area):
                 linter.report(
                     loc,
                     [*path, "bounds"],
-                    f"area {index + 1} overlaps area {other + 1}"
+                    f"area {loc.number(path)} overlaps area {loc.number(['areas', other])}"
                     f" ({_show(menu.areas[other].bounds)}); a tap there would be ambiguous",
                 )
     if menu.image is not None:
         _image(linter, loc, menu, folder)
-    else:
+    elif loc.complete:  # no image, rather than one left out (or misspelt)
         _labels(linter, loc, menu)
 
 
@@ -120,7 +121,11 @@ def _tap(
 ) -> None:
     tap = area.tap
     linter.actions(loc, [*path, "do"], tap.do)
-    if tap.switch is not None and tap.switch not in aliases:
+    if (
+        tap.switch is not None
+        and tap.switch not in aliases
+        and not linter.elsewhere("alias", tap.switch)
+    ):
         hint = suggest(tap.switch, sorted(aliases))
         linter.report(
             loc,
@@ -176,7 +181,8 @@ def _labels(linter: LinterBase, loc: Locator, menu: RichMenuDoc) -> None:
             linter.report(
                 loc,
                 ["areas", index],
-                f"area {index + 1} has no label and the menu has no image: give it a `label`"
+                f"area {loc.number(['areas', index])} has no label and the menu has no image:"
+                " give it a `label`"
                 " (drawn by `stepline richmenu render`) or give the menu an `image`",
             )
             continue

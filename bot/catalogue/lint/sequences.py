@@ -51,7 +51,7 @@ class SequenceLint(LinterBase):
         for index, step in enumerate(sequence.steps):
             path: list[PathItem] = ["steps", index]
             self.sequence_step(loc, sequence, path, step)
-            if previous is not None:
+            if previous is not None and loc.intact(["steps"]):
                 self.step_order(loc, path, index, previous, step)
             previous = step
 
@@ -98,8 +98,10 @@ class SequenceLint(LinterBase):
     def sequence_step(
         self, loc: Locator, sequence: SequenceDoc, path: list[PathItem], step: SequenceStep
     ) -> None:
-        number = int(path[-1]) + 1
-        if sequence.anchor is None and step.before is not None:
+        number = loc.number(path)
+        # Without its `anchor` (left out of a document with problems), a reminder is not one.
+        anchor_ok = loc.complete
+        if anchor_ok and sequence.anchor is None and step.before is not None:
             self.report(
                 loc,
                 [*path, "before"],
@@ -107,7 +109,7 @@ class SequenceLint(LinterBase):
                 " named by the sequence's 'anchor' (add 'anchor: <field>', or use 'after')",
                 key=True,
             )
-        if sequence.anchor is not None and step.after is not None:
+        if anchor_ok and sequence.anchor is not None and step.after is not None:
             self.report(
                 loc,
                 [*path, "after"],

@@ -58,6 +58,24 @@ def test_check_reports_every_problem_and_exits_1(example: Path, write: Write) ->
     ]
 
 
+def test_check_reports_a_typo_and_an_unknown_tag_of_one_flow_in_one_run(write: Write) -> None:
+    """The issue: with both `sav: age` and an unknown tag, only the first was shown."""
+    write(
+        "survey.yaml",
+        "fields:\n  age: {type: integer}\ntags: [女性]\n---\nflow: survey\nsteps:\n"
+        "  - ask: age\n    text: 年齢は?\n    input: integer\n    sav: age\n"
+        "  - ask: gender\n    text: 性別は?\n    choices:\n"
+        "      - {label: 女性, do: [{tag: 存在しないタグ}]}\n",
+    )
+    result = CliRunner().invoke(check_command, ["--flows", "flows"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "flows/survey.yaml:10:5: unknown key 'sav' in step 'age' (did you mean 'save'?)",
+        "flows/survey.yaml:14:32: unknown tag '存在しないタグ' (declare it in a tags list)",
+        "2 problems in 1 file (the catalogue in flows was not loaded)",
+    ]
+
+
 def test_check_prints_paths_relative_to_the_current_folder(example: Path, write: Write) -> None:
     write("bad.yaml", "tags: [x]\n---\nzzz: 1\n")
     result = CliRunner().invoke(check_command, ["--flows", str(example.resolve())])

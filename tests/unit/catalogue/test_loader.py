@@ -274,3 +274,234 @@ def test_model_errors_point_at_the_node(
 ) -> None:
     write("a.yaml", "flow: f\nsteps:\n" + yaml)
     assert problems(flows) == [f"flows/a.yaml:{expected}"]
+
+
+# ---------------------------------------------------------------------------- every problem in one run
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        # the issue: a key typo hid an unknown tag of the same flow
+        (
+            "  - {ask: a, text: t, input: integer, sav: age}\n"
+            "  - {ask: b, text: t, do: [{tag: 未定義}]}\n",
+            [
+                "5:39: unknown key 'sav' in step 'a' (did you mean 'save'?)",
+                "6:34: unknown tag '未定義' (declare it in a tags list)",
+            ],
+        ),
+        # in the same step, and in a choice of it
+        (
+            "  - ask: a\n    sav: age\n    text: t\n    do: [{tag: 未定義}]\n"
+            "    choices: [{label: x, do: [{set: {agee: 1}}]}]\n",
+            [
+                "6:5: unknown key 'sav' in step 'a' (did you mean 'save'?)",
+                "8:16: unknown tag '未定義' (declare it in a tags list)",
+                "9:38: unknown field 'agee' (did you mean 'age'?)",
+            ],
+        ),
+        # a wrong value; an unknown action next to a good one that names an unknown tag
+        (
+            "  - {ask: a, text: t, input: integr, do: [{tagg: x}, {tag: 未定義}]}\n",
+            [
+                "5:30: step 'a': 'input' must be 'text', 'integer', 'number', 'email', 'phone',"
+                " 'date' or 'datetime', got 'integr' (did you mean 'integer'?)",
+                "5:44: unknown action 'tagg' in step 'a' (did you mean 'tag'?)",
+                "5:60: unknown tag '未定義' (declare it in a tags list)",
+            ],
+        ),
+        # a broken step kept the check of the whole flow (no step twice) from running
+        (
+            "  - {ask: a, text: t, choices: [{label: y}], input: integer}\n"
+            "  - {ask: b, text: t, do: [{tag: 未定義}]}\n  - {ask: b, text: u}\n",
+            [
+                "5:5: step 'a': a step has either 'choices' or 'input', not both",
+                "6:34: unknown tag '未定義' (declare it in a tags list)",
+                "7:11: step 'b' is defined twice (first at line 6)",
+            ],
+        ),
+        # a step that cannot be kept at all: the others are still linted
+        (
+            "  - {ask: a, txet: t}\n  - {ask: b, text: '{{ oops', next: nowhere}\n",
+            [
+                "5:14: unknown key 'txet' in step 'a' (did you mean 'text'?)",
+                "6:20: template error: unexpected end of template, expected 'end of print"
+                " statement'",
+                "6:37: flow 'f' has no step 'nowhere'",
+            ],
+        ),
+    ],
+)
+def test_a_problem_does_not_hide_the_rest_of_its_document(
+    steps: str, expected: list[str], write: Write, flows: Path
+) -> None:
+    write("a.yaml", "fields: {age: {type: integer}}\n---\nflow: f\nsteps:\n" + steps)
+    assert problems(flows) == [f"flows/a.yaml:{e}" for e in expected]
+
+
+USES_FLOW_F = (
+    "flow: g\nsteps:\n"
+    "  - {ask: a, text: t, when: {answered: {flow: f, step: a}}, do: [{start_flow: f}]}\n"
+)
+USES_SEQUENCE_S = (
+    "flow: g\nsteps:\n  - ask: a\n    text: t\n    when: {in_sequence: s}\n"
+    "    do: [{start_sequence: s}, {stop_sequence: s}]\n"
+)
+USES_RICH_MENU_M = (
+    "flow: g\nsteps:\n  - {ask: a, text: t, do: [{rich_menu: m}]}\n---\nrich_menu: n\nareas:\n"
+    "  - {bounds: [0, 0, 2500, 1686], label: x, tap: {switch: m-alias}}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("broken", "uses", "first"),
+    [
+        ("flow: f\nsteps: 3\n", USES_FLOW_F, "2:8: flow 'f': 'steps' must be a list, got 3"),
+        (
+            'flow: f\nsteps: [{ask: a, text: "x}]\n',
+            USES_FLOW_F,
+            "3:1: YAML syntax error: found unexpected end of stream (while scanning a quoted"
+            " scalar that starts at line 2)",
+        ),
+        (
+            "flw: f\nsteps: [{ask: a, text: x}]\n",
+            USES_FLOW_F,
+            "1:1: unknown document kind 'flw' (did you mean 'flow'?)",
+        ),
+        (
+            "steps: [{ask: a, text: x}]\nflow: f\n",
+            USES_FLOW_F,
+            "1:1: a document must start with its kind: put 'flow' first (got 'steps')",
+        ),
+        (
+            "flow: [f]\nsteps: [{ask: a, text: x}]\n",
+            USES_FLOW_F,
+            "1:7: this flow: 'flow' must be text, got a list",
+        ),
+        (
+            "sequence: s\nsteps: [{aftr: 1d, text: hi}]\n",
+            USES_SEQUENCE_S,
+            "2:10: unknown key 'aftr' in step 1 (did you mean 'after'?)",
+        ),
+        (
+            "rich_menu: m\nalias: m-alias\nsize: huge\nareas: [{bounds: [0, 0, 1, 1], tap: {}}]\n",
+            USES_RICH_MENU_M,
+            "3:7: 'size' must be 'large' or 'compact', got 'huge'",
+        ),
+        (
+            "rich_menu: m\nalis: m-alias\nareas: [{bounds: [0, 0, 1, 1], label: x, tap: {}}]\n",
+            USES_RICH_MENU_M,
+            "2:1: unknown key 'alis' (did you mean 'alias'?)",
+        ),
+    ],
+)
+def test_a_broken_document_is_not_also_unknown(
+    broken: str, uses: str, first: str, write: Write, flows: Path
+) -> None:
+    """What a broken document defines is not reported unknown where it is used."""
+    write("a.yaml", broken)
+    write("b.yaml", uses)
+    found = problems(flows)
+    assert found[0] == f"flows/a.yaml:{first}"
+    assert all(p.startswith("flows/a.yaml:") for p in found), found
+
+
+@pytest.mark.parametrize(
+    ("broken", "uses"),
+    [
+        ("tags: 女性, 男性\n", "do: [{tag: 女性}, {untag: 男性}], when: {tag: 男性}"),
+        ("tags: [女性, 男性\n", "do: [{tag: 女性}, {untag: 男性}], when: {tag: 男性}"),
+        ("tags: [女性, {男性: x}]\n", "do: [{tag: 女性}, {untag: 男性}], when: {tag: 男性}"),
+        ("fields: [age, gender]\n", "input: integer, save: age, do: [{set: {gender: x}}]"),
+        ("fields:\n  age: {type: integer\n", "input: integer, save: age, do: [{clear: age}]"),
+        (
+            "fields:\n  age: {type: integr}\n  gender: {type: text}\n",
+            "input: integer, save: age, do: [{set: {gender: x}}]",
+        ),
+        ("fields: 5\n", "input: integer, save: age, do: [{set: {gender: x}}]"),
+        ("links: https://example.com/\n", "when: {clicked: coupon}"),
+    ],
+)
+def test_a_broken_declaration_does_not_flood(
+    broken: str, uses: str, write: Write, flows: Path
+) -> None:
+    """A broken `tags:`, `fields:` or `links:` document: its one problem, not every use."""
+    write("a.yaml", broken)
+    write("b.yaml", "flow: g\nsteps:\n  - {ask: a, text: t, " + uses + "}\n")
+    found = problems(flows)
+    assert len(found) == 1 and found[0].startswith("flows/a.yaml:"), found
+
+
+def test_a_syntax_error_hides_no_later_document(write: Write, flows: Path) -> None:
+    write(
+        "a.yaml",
+        "tags: [x\n---\nflow: f\nsteps: [{ask: a, text: t, next: nowhere}]\n"
+        "---\nflow: g\nsteps: [{ask: a, text: t, next: [}]\n"
+        "---\nflow: h\nsteps: [{ask: a, text: t, do: [{start_flow: g}, {start_flow: i}]}]\n",
+    )
+    assert problems(flows) == [
+        "flows/a.yaml:2:1: YAML syntax error: the '[' at line 1 column 7 is never closed with ']'",
+        "flows/a.yaml:4:33: flow 'f' has no step 'nowhere'",
+        "flows/a.yaml:7:34: YAML syntax error: expected the node content, but found '}'"
+        " (while parsing a flow node that starts at line 7)",
+        "flows/a.yaml:10:62: unknown flow 'i'",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("yaml", "expected"),
+    [
+        # without `input`, the answer would be text, which an integer field cannot hold
+        (
+            "flow: f\nsteps:\n  - {ask: a, text: t, inptu: integer, save: age}\n",
+            "3:23: unknown key 'inptu' in step 'a' (did you mean 'input'?)",
+        ),
+        # without `if`, the first rule would always match and the second never be used
+        (
+            "flow: f\nsteps:\n"
+            "  - {ask: a, text: t, next: [{goto: b, iff: {tag: x}}, {goto: end}]}\n"
+            "  - {ask: b, text: t}\n",
+            "3:40: unknown key 'iff' in the 'next' rule of step 'a' (did you mean 'if'?)",
+        ),
+        # without the rule, step 'b' could never be reached
+        (
+            "flow: f\nsteps:\n"
+            "  - {ask: a, text: t, next: [{if: {tag: x}, gotoo: b}, {goto: end}]}\n"
+            "  - {ask: b, text: t}\n",
+            "3:45: unknown key 'gotoo' in the 'next' rule of step 'a' (did you mean 'goto'?)",
+        ),
+        # without `anchor`, 'before' would have nothing to count back from
+        (
+            "sequence: s\nanchor: [a]\nsteps:\n  - {before: 1d, text: hi}\n",
+            "2:9: sequence 's': 'anchor' must be text, got a list",
+        ),
+        # without `image`, every area would need a label
+        (
+            "rich_menu: m\nimgae: m.png\nareas:\n"
+            "  - {bounds: [0, 0, 2500, 1686], tap: {uri: 'https://example.com/'}}\n",
+            "2:1: unknown key 'imgae' (did you mean 'image'?)",
+        ),
+    ],
+)
+def test_what_is_left_out_of_a_broken_document_causes_nothing(
+    yaml: str, expected: str, write: Write, flows: Path
+) -> None:
+    """The parts a problem is about are left out for lint, and what lint would say only because
+    they are missing is not said."""
+    write("a.yaml", "tags: [x]\nfields: {age: {type: integer}}\n---\n" + yaml)
+    line, rest = expected.split(":", 1)
+    assert problems(flows) == [f"flows/a.yaml:{int(line) + 3}:{rest}"]
+
+
+def test_items_left_out_do_not_shift_positions_or_numbers(write: Write, flows: Path) -> None:
+    write(
+        "a.yaml",
+        "flow: f\nsteps:\n  - ask: a\n    text: t\n"
+        "    choices: [{lable: y}, {label: x}, {label: x, do: [{tag: 未定義}]}]\n",
+    )
+    assert problems(flows) == [
+        "flows/a.yaml:5:16: unknown key 'lable' in this choice (did you mean 'label'?)",
+        "flows/a.yaml:5:47: choice 'x' is in step 'a' twice (also choice 2)",
+        "flows/a.yaml:5:61: unknown tag '未定義' (declare it in a tags list)",
+    ]
