@@ -127,15 +127,19 @@ class Dispatcher:
             for message in keyword.messages:
                 turn.send(message)
             run_actions(turn, keyword.do, f"keyword:{keyword.match}")
+            self.finish(turn)
+            if conv is not None:  # a keyword, not an answer: the question comes back after it
+                self._ask_again_if_still_waiting(turn, (conv.id, conv.state))
+            return
         self.finish(turn)
 
     def on_postback(self, turn: Turn, data: str, params: dict[str, Any] | None) -> None:
         """A postback: a rich-menu area, a raw `postback` a flow starts on, or an answer.
 
-        The rule for a postback that is not an answer while a question waits (a rich-menu tab
-        switched, a menu area tapped, a button of an earlier question): LINE has hidden the
-        question's quick replies, so once the postback has done what it does, the question is
-        asked again, in the same free reply. A friend is never left with nothing to tap."""
+        The rule for what is not an answer while a question waits (a rich-menu tab switched, a
+        menu area tapped, a button of an earlier question; a keyword typed, `on_text`): LINE
+        has hidden the question's quick replies, so once it has done what it does, the question
+        is asked again, in the same free reply. A friend is never left with nothing to tap."""
         waiting = self.current(turn)
         asked = (waiting.id, waiting.state) if waiting is not None else None
         answered = False

@@ -73,8 +73,8 @@ def test_keyword_restarts_flow_and_auto_reply_mid_flow(stack: Stack) -> None:
     user = stack.user()
     user.follow()
     user.received()
-    user.say("営業時間は?")  # not an answer, but a keyword: answered, the question stays
-    assert user.texts() == ["10:00〜19:00です"]
+    user.say("営業時間は?")  # not an answer, but a keyword: answered, then asked again
+    assert user.texts() == ["10:00〜19:00です", "花子さん、性別を教えてください"]
     assert stack.friend(user)["conversation"] == {"flow": "welcome", "state": "gender"}
     user.tap("女性")
     user.received()

@@ -57,9 +57,13 @@ def test_a_flow_start_on_keyword_restarts_it_from_the_top(engine: Engine) -> Non
     ]
 
 
-def test_a_keyword_that_is_no_answer_is_replied_and_the_question_stays(engine: Engine) -> None:
+def test_a_keyword_that_is_no_answer_is_replied_and_the_question_comes_back(
+    engine: Engine,
+) -> None:
     engine.follow("U1")
-    assert engine.say("U1", "営業時間は?").texts == ["10:00〜19:00です"]  # not asked again
+    replied = engine.say("U1", "営業時間は?")
+    assert replied.texts == ["10:00〜19:00です", "性別を教えてください"]  # its quick replies again
+    assert replied.labels
     assert engine.conversation("U1") == {"flow": "welcome", "state": "gender", "status": "active"}
     assert engine.tap("U1", "welcome", "gender", 0).texts == ["ご要望があればどうぞ"]
 
