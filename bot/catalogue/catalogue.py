@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from bot.catalogue.models import (
@@ -75,14 +76,22 @@ class Catalogue:
         """How the owner's questions name a field's stored values: the label of the choice
         that saves or `set`s each value (`gender: female` → 女性), for showing a friend's
         fields as the owner wrote them. Values no choice names are shown as they are."""
-        labels: dict[str, str] = {}
+        return self._value_labels.get(field_name, {})
+
+    @cached_property
+    def _value_labels(self) -> dict[str, dict[str, str]]:
+        # Read once per catalogue (it is frozen): the simulator's panel asks every second.
+        labels: dict[str, dict[str, str]] = {}
         for flow in self.flows.values():
             for step in flow.steps:
                 for choice in step.choices or []:
-                    if step.save == field_name:
-                        labels.setdefault(str(choice.answer_value), choice.label)
+                    if step.save is not None:
+                        labels.setdefault(step.save, {}).setdefault(
+                            str(choice.answer_value), choice.label
+                        )
                     for action in choice.do:
                         values = getattr(action, "set", None)
-                        if isinstance(values, dict) and field_name in values:
-                            labels.setdefault(str(values[field_name]), choice.label)
+                        if isinstance(values, dict):
+                            for name, value in values.items():
+                                labels.setdefault(name, {}).setdefault(str(value), choice.label)
         return labels
