@@ -77,7 +77,7 @@ def database_ready_or_exit(settings: Settings) -> None:
     problem = schema_problem(settings.database_url)
     if problem is None:
         return
-    details = ["create it with `stepline db upgrade` (or set DATABASE_URL to the one you mean)"]
+    details = ["run `stepline db upgrade` to create it (or set DATABASE_URL to the one you mean)"]
     demo = Path("instance") / "demo.db"
     if settings.database_url == default_database_url() and demo.is_file():
         details.append(
