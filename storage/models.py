@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -79,9 +80,10 @@ class ConversationStatus(StrEnum):
 
 
 class WebhookEventStatus(StrEnum):
+    RECEIVED = "received"  # stored and acknowledged, not processed yet (or due for a retry)
     DONE = "done"
-    IGNORED = "ignored"  # nothing to do (a group's event, an unknown type, …)
-    FAILED = "failed"  # processing raised; a redelivery is processed again
+    IGNORED = "ignored"  # nothing to do, or unreadable (a group's event, a bad field, …): see error
+    FAILED = "failed"  # processing raised on every attempt: parked until `stepline events retry`
 
 
 class OutboxKind(StrEnum):
@@ -252,9 +254,34 @@ class Answer(Base):
 
 
 class WebhookEvent(Base):
-    """Every webhook event once, by LINE's `webhookEventId`."""
+    """Every webhook event once, by LINE's `webhookEventId`: stored when it arrives
+    (`received`), then claimed (owner + lease, as the outbox) and processed off the request."""
 
     __tablename__ = "webhook_events"
+    __table_args__ = (
+        # The queue's two questions, answered from small partial indexes: a friend's next
+        # event in LINE's order, and the events a sweep may take.
+        Index(
+            "ix_webhook_events_received_user",
+            "line_user_id",
+            "line_timestamp",
+            "id",
+            postgresql_where=text("status = 'received'"),
+            sqlite_where=text("status = 'received'"),
+        ),
+        Index(
+            "ix_webhook_events_received_due",
+            "due_at",
+            postgresql_where=text("status = 'received'"),
+            sqlite_where=text("status = 'received'"),
+        ),
+        Index(
+            "ix_webhook_events_failed",
+            "id",
+            postgresql_where=text("status = 'failed'"),
+            sqlite_where=text("status = 'failed'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     webhook_event_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -266,6 +293,11 @@ class WebhookEvent(Base):
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    line_timestamp: Mapped[int | None] = mapped_column(BigInteger)  # LINE's, in ms
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # received: when to (re)try
+    owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class OutboxMessage(Base):
