@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -389,6 +390,18 @@ class SequenceEnrollment(Base):
     )
 
 
+class CatalogueVersion(Base):
+    """A catalogue some process loaded and put in force: every `serve` and `worker` process
+    moves to the newest row's catalogue (checked cheaply by the highest id)."""
+
+    __tablename__ = "catalogue_versions"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    origin: Mapped[str] = mapped_column(String(200), default="")  # which process, and why
+
+
 class LinkClick(Base):
     """One click on a tracked link (`/r/<token>`): who, which link, from which message."""
 
@@ -399,6 +412,9 @@ class LinkClick(Base):
     link: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(200), default="")  # the message's cause
     clicked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Whether this click ran the link's `on_click` (at most once per friend and link within
+    # a window; every click is still a row).
+    actions_ran: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     __table_args__ = (
         Index("ix_link_clicks_link_friend_at", "link", "friend_id", "clicked_at"),
