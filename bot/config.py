@@ -42,6 +42,16 @@ class Settings:
     # A sequence step found due more than the grace ago (the worker was down): send | skip.
     late_steps: str = "send"
     late_steps_grace_seconds: float = 3600.0
+    # Webhook events: processed off the request by a pool of this many threads per process;
+    # a process holds what it stored for the lease (then any process's sweep takes it).
+    event_threads: int = 4
+    event_lease_seconds: float = 30.0
+    event_sweep_seconds: float = 5.0
+    event_attempts: int = 5  # a failing event is retried with a backoff, then parked as failed
+    # A reply token is used within this many seconds of the event; later answers are pushed
+    # (paid) or dropped: push | drop.
+    reply_window_seconds: float = 50.0
+    late_reply: str = "push"
     plan: str = "free"  # LINE Official Account plan: free | light | standard
     extra_message_yen: float = 3.0  # price of one message beyond the plan (standard only)
     broadcast_batch: int = 5000  # recipients written to the outbox per transaction
@@ -80,6 +90,12 @@ class Settings:
             retry_cap_seconds=_positive(env, "STEPLINE_RETRY_CAP_SECONDS", 300.0),
             late_steps=env.get("STEPLINE_LATE_STEPS", "send"),
             late_steps_grace_seconds=_positive(env, "STEPLINE_LATE_STEPS_GRACE_SECONDS", 3600.0),
+            event_threads=int(_positive(env, "STEPLINE_EVENT_THREADS", 4)),
+            event_lease_seconds=_positive(env, "STEPLINE_EVENT_LEASE_SECONDS", 30.0),
+            event_sweep_seconds=_positive(env, "STEPLINE_EVENT_SWEEP_SECONDS", 5.0),
+            event_attempts=int(_positive(env, "STEPLINE_EVENT_ATTEMPTS", 5)),
+            reply_window_seconds=_positive(env, "STEPLINE_REPLY_WINDOW_SECONDS", 50.0),
+            late_reply=env.get("STEPLINE_LATE_REPLY", "push"),
             plan=env.get("STEPLINE_PLAN", "free"),
             extra_message_yen=_positive(env, "STEPLINE_EXTRA_MESSAGE_YEN", 3.0),
             broadcast_batch=int(_positive(env, "STEPLINE_BROADCAST_BATCH", 5000)),
@@ -93,6 +109,10 @@ class Settings:
             raise ConfigError("STEPLINE_LINK_SECRET: use at least 16 characters")
         if self.late_steps not in ("send", "skip"):
             raise ConfigError(f"STEPLINE_LATE_STEPS: send or skip, not {self.late_steps!r}")
+        if self.late_reply not in ("push", "drop"):
+            raise ConfigError(f"STEPLINE_LATE_REPLY: push or drop, not {self.late_reply!r}")
+        if self.reply_window_seconds > 60:
+            raise ConfigError("STEPLINE_REPLY_WINDOW_SECONDS: LINE's reply tokens last a minute")
         if self.plan not in ("free", "light", "standard"):
             raise ConfigError(f"STEPLINE_PLAN: free, light or standard, not {self.plan!r}")
         try:

@@ -38,6 +38,7 @@ class ProcessMetrics:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.sends: Counter[tuple[str, str]] = Counter()
+        self.late_replies: Counter[str] = Counter()  # by STEPLINE_LATE_REPLY policy
         self.latency_buckets = [0] * len(LATENCY_BUCKETS)
         self.latency_count = 0
         self.latency_sum = 0.0
@@ -45,6 +46,10 @@ class ProcessMetrics:
     def count_send(self, kind: str, outcome: str) -> None:
         with self._lock:
             self.sends[(kind, outcome)] += 1
+
+    def count_late_reply(self, policy: str) -> None:
+        with self._lock:
+            self.late_replies[policy] += 1
 
     def observe_webhook(self, seconds: float) -> None:
         with self._lock:

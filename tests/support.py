@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.clock import FrozenClock
@@ -19,10 +20,18 @@ from bot.emulator.app import create_emulator_app
 from bot.emulator.config import EmulatorConfig
 from bot.emulator.http_server import ServerThread
 from bot.runtime import Runtime
+from bot.services.event_pool import EventPool
 from bot.services.timeouts import expire_due_conversations
 from bot.web.app import create_app
 from storage.db import Database
-from storage.models import Friend, SequenceEnrollment
+from storage.models import (
+    Friend,
+    OutboxMessage,
+    OutboxStatus,
+    SequenceEnrollment,
+    WebhookEvent,
+    WebhookEventStatus,
+)
 
 SECRET = "test-channel-secret-0123456789"
 TOKEN = "test-channel-access-token-abcdefghijklmnop"
@@ -38,6 +47,8 @@ class LineUser:
     name: str
     seen: int = 0
     inbox: list[dict[str, Any]] = field(default_factory=list)
+    # Waits until the bot has processed what it acknowledged (it processes off the request).
+    settle: Callable[[], object] | None = None
 
     def _post(self, action: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         response = requests.post(
@@ -48,6 +59,8 @@ class LineUser:
         assert response.status_code < 300, response.text
         result: dict[str, Any] = response.json()
         assert result.get("status") == 200, f"bot answered {result}"
+        if self.settle is not None:
+            self.settle()
         return result
 
     def follow(self) -> dict[str, Any]:
@@ -106,9 +119,15 @@ class Stack:
     runtime: Runtime
     clock: FrozenClock
     db: Database
+    events: EventPool
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the bot has processed every webhook event it acknowledged."""
+        assert self.events.wait_idle(timeout), f"events still processing after {timeout} s"
 
     def stop(self) -> None:
         self.bot.stop()
+        self.events.close()
         self.emulator.stop()
         self.runtime.line.close()
 
@@ -117,7 +136,7 @@ class Stack:
             f"{self.emulator.url}/_emulator/users", json={"name": name}, timeout=10
         )
         response.raise_for_status()
-        return LineUser(self.emulator.url, response.json()["user_id"], name)
+        return LineUser(self.emulator.url, response.json()["user_id"], name, settle=self.settle)
 
     def api(
         self, method: str, path: str, token: str | None = ADMIN, **kwargs: Any
@@ -174,7 +193,36 @@ def start_stack(
     requests.put(
         f"{emulator.url}/_emulator/config", json={"webhook_url": f"{bot.url}/callback"}, timeout=10
     ).raise_for_status()
-    return Stack(emulator, bot, runtime, clock, db)
+    return Stack(emulator, bot, runtime, clock, db, app.extensions["stepline.events"])
+
+
+def settled_through(database_url: str, timeout: float = 30.0) -> Callable[[], None]:
+    """For a bot in another process: a `settle` that waits until the database holds no
+    webhook event still waiting and no message in the middle of being sent."""
+
+    def settle() -> None:
+        db = Database(database_url)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                with db.read() as session:
+                    busy = session.scalar(
+                        select(func.count())
+                        .select_from(WebhookEvent)
+                        .where(WebhookEvent.status == WebhookEventStatus.RECEIVED)
+                    ) or session.scalar(
+                        select(func.count())
+                        .select_from(OutboxMessage)
+                        .where(OutboxMessage.status == OutboxStatus.SENDING)
+                    )
+                if not busy:
+                    return
+                assert time.monotonic() < deadline, f"the bot is still busy after {timeout} s"
+                time.sleep(0.02)
+        finally:
+            db.dispose()
+
+    return settle
 
 
 def wait_until_healthy(

@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "serve": "bot.cli.processes:serve",
     "worker": "bot.cli.processes:worker",
     "friends": "bot.cli.friends:friends",
+    "events": "bot.cli.events:events_group",
     "check": "bot.cli.catalogue:check_command",
     "diagram": "bot.cli.catalogue:diagram_command",
     "schema": "bot.cli.catalogue:schema_command",

@@ -264,6 +264,9 @@ def _run_demo(
     app = create_app(settings, clock=clock)
     runtime: Runtime = app.extensions["stepline"]
     started.callback(runtime.close)
+    events = app.extensions["stepline.events"]
+    events.start_sweeping()
+    started.callback(events.close)
     restored = restore_simulator_users(emulator_app, runtime)
     if restored:
         console.print(f"{restored} simulator user(s) from the last run are back on the page")

@@ -156,7 +156,11 @@ class Dispatcher:
                 if ChoicePostback.parse(data) is not None:
                     # A button of an earlier question: the friend has moved on.
                     log.info("%s: stale choice %s ignored", turn.cause, data)
-                elif not self._start_first(turn, PostbackTrigger(postback=data)) and not menu_taps:
+                elif (
+                    # Empty data starts nothing (a trigger names a postback); not an error.
+                    not (data and self._start_first(turn, PostbackTrigger(postback=data)))
+                    and not menu_taps
+                ):
                     log.info("%s: postback %r is not ours; ignored", turn.cause, data[:80])
         self.finish(turn)
         if asked is not None and not answered:

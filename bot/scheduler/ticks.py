@@ -24,6 +24,7 @@ from bot.delivery.worker import DeliveryWorker
 from bot.runtime import Runtime
 from bot.services.broadcasts import Runner, next_broadcast_due_after
 from bot.services.due_steps import next_step_due_after, run_due_sequence_steps
+from bot.services.event_pool import EventPool
 from bot.services.timeouts import expire_due_conversations
 from storage.models import OutboxMessage
 
@@ -162,8 +163,13 @@ def run_worker(
     console: Console | None = None,
 ) -> None:
     worker = DeliveryWorker(runtime.db, runtime.sender, batch=batch, threads=threads)
+    # Webhook events a `serve` process stored but could not finish (it died after its 200),
+    # and retries that came due.
+    events = EventPool(runtime)
     try:
         if once:
+            events.sweep()
+            events.wait_idle(timeout=600)
             sweep(runtime)
             run_steps(runtime, worker.pool)
             run_broadcasts(runtime, worker)
@@ -179,6 +185,7 @@ def run_worker(
         scheduler = build_scheduler(
             [
                 ("deliver", lambda: deliver(worker, console), tick_seconds),
+                ("events", events.sweep, tick_seconds),
                 ("steps", steps, tick_seconds),
                 ("broadcasts", broadcasts, tick_seconds),
                 ("timeouts", lambda: sweep(runtime), sweep_seconds),
@@ -198,4 +205,5 @@ def run_worker(
         with contextlib.suppress(KeyboardInterrupt):
             scheduler.start()
     finally:
+        events.close()
         worker.close()

@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 
 from bot.runtime import LATENCY_BUCKETS, ProcessMetrics, Runtime
+from bot.services.inbox import queue_figures
 from storage.models import (
     Broadcast,
     BroadcastStatus,
@@ -79,8 +80,30 @@ def render(runtime: Runtime) -> str:
     lines.append("# HELP stepline_webhook_events Webhook events stored, by status.")
     lines.append("# TYPE stepline_webhook_events gauge")
     lines += [_line("stepline_webhook_events", n, status=s) for s, n in events]
+    queue = queue_figures(runtime)
+    for name, value, what in (
+        ("stepline_webhook_events_waiting", queue["waiting"], "Events stored, due, not processed"),
+        ("stepline_webhook_events_failed", queue["failed"], "Events parked after every attempt"),
+        (
+            "stepline_webhook_events_lag_seconds",
+            queue["lag_seconds"],
+            "How long the oldest due event has waited",
+        ),
+    ):
+        lines.append(f"# HELP {name} {what}.")
+        lines.append(f"# TYPE {name} gauge")
+        lines.append(_line(name, value))
     metrics: ProcessMetrics = runtime.metrics
     pid = str(os.getpid())
+    lines.append(
+        "# HELP stepline_late_replies_total Answers to events past the reply window, by "
+        "STEPLINE_LATE_REPLY policy (this process)."
+    )
+    lines.append("# TYPE stepline_late_replies_total counter")
+    lines += [
+        _line("stepline_late_replies_total", n, policy=policy, pid=pid)
+        for policy, n in sorted(metrics.late_replies.items())
+    ]
     lines.append(
         "# HELP stepline_sends_total Send attempts by endpoint and outcome (this process)."
     )

@@ -14,6 +14,7 @@ from bot.config import Settings
 from bot.line.client import LineClient
 from bot.logging_setup import configure_logging
 from bot.runtime import Runtime
+from bot.services.event_pool import EventPool
 from bot.web import admin_api, health, links, metrics, webhook
 from storage.db import Database
 
@@ -34,6 +35,9 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = 4 * 1024 * 1024
     runtime = runtime or Runtime(settings, clock=clock, db=db, line=line, catalogue=catalogue)
     app.extensions["stepline"] = runtime
+    # Webhook events are processed here, off the request (see bot.web.webhook); the sweep
+    # thread is started by whoever runs the app for real (`serve`, the demo), not by tests.
+    app.extensions["stepline.events"] = EventPool(runtime)
 
     app.register_blueprint(webhook.blueprint)
     app.register_blueprint(health.blueprint)

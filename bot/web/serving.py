@@ -22,11 +22,20 @@ class ReloadingArbiter(Arbiter):
 
 def _post_worker_init(worker: Any) -> None:
     app = worker.wsgi
+    # Each worker processes the webhook events it stores, and sweeps what a dead one left.
+    app.extensions["stepline.events"].start_sweeping()
 
     def reload(_signum: int, _frame: Any) -> None:
         app.extensions["stepline"].catalogues.reload()
 
     signal.signal(signal.SIGHUP, reload)
+
+
+def _worker_exit(_server: Any, worker: Any) -> None:
+    """Let the events being processed finish; the rest wait for another process's sweep."""
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "stepline.events" in getattr(app, "extensions", {}):
+        app.extensions["stepline.events"].close()
 
 
 class StepLineServer(BaseApplication):
@@ -55,6 +64,7 @@ def run_gunicorn(*, host: str, port: int, workers: int, threads: int) -> None:
             "threads": threads,
             "worker_class": "gthread" if threads > 1 else "sync",
             "post_worker_init": _post_worker_init,
+            "worker_exit": _worker_exit,
             "accesslog": "-",
             "timeout": 30,
         }

@@ -1,4 +1,11 @@
-"""`POST /callback`: LINE's webhook. Parse → verify → process each event → answer."""
+"""`POST /callback`: LINE's webhook. Verify → read each event → store them in one write →
+answer 200 → hand them to this process's event pool (`bot.services.event_pool`).
+
+No LINE call and no flow work happens inside the request: LINE gives up after 2 seconds and
+asks bots to process asynchronously. Whatever a signed body carries, each event is stored
+(a bad one as `ignored`, with why); only a body that is not JSON or has no `events` list is
+refused (400), and only a database that cannot take the write answers 500 (LINE redelivers).
+"""
 
 from __future__ import annotations
 
@@ -10,15 +17,22 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from bot.line.signature import is_valid
+from bot.line.webhook_events import read_event
 from bot.runtime import Runtime
-from bot.services.webhook_events import process_event
+from bot.services.event_pool import EventPool
+from bot.services.inbox import store_events
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("webhook", __name__)
+MAX_EVENTS = 1000  # LINE sends a handful per body; more is not LINE
 
 
 def runtime() -> Runtime:
     return current_app.extensions["stepline"]
+
+
+def event_pool() -> EventPool:
+    return current_app.extensions["stepline.events"]
 
 
 def _error(status: int, message: str) -> tuple[Response, int]:
@@ -35,22 +49,24 @@ def callback() -> Any:
         return _error(400, "invalid or missing X-Line-Signature")
     try:
         payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "body is not JSON")
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return _error(400, "body is not JSON (or is nested too deep)")
     events = payload.get("events") if isinstance(payload, dict) else None
-    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
-        return _error(400, "body needs an `events` list of objects")
-    results = [process_event(rt, event) for event in events]
-    failed = [r.webhook_event_id for r in results if r.status == "failed"]
+    if not isinstance(events, list):
+        return _error(400, "body needs an `events` list")
+    if len(events) > MAX_EVENTS:
+        return _error(400, f"more than {MAX_EVENTS} events in one body")
+    pool = event_pool()
+    stored = store_events(rt, [read_event(event) for event in events], pool.owner)
+    pool.submit(stored.friends)
+    elapsed = time.perf_counter() - started
     log.info(
-        "webhook: %d event(s) %s in %.1f ms",
+        "webhook: %d event(s): %d stored, %d ignored, %d duplicate(s) in %.1f ms",
         len(events),
-        ",".join(r.status for r in results) or "-",
-        (time.perf_counter() - started) * 1000,
+        stored.received,
+        stored.ignored,
+        stored.duplicates,
+        elapsed * 1000,
     )
-    rt.metrics.observe_webhook(time.perf_counter() - started)
-    if failed:
-        # Not acknowledged: LINE redelivers (with webhook redelivery on), and a redelivered
-        # event that failed is processed again; the ones that succeeded count as duplicates.
-        return _error(500, f"{len(failed)} event(s) failed and are kept for redelivery")
+    rt.metrics.observe_webhook(elapsed)
     return jsonify({})

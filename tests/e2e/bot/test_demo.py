@@ -50,10 +50,17 @@ def test_demo_runs_reloads_and_stops_on_ctrl_c(tmp_path: Path) -> None:
         user = requests.post(f"{emulator}/_emulator/users", json={"name": "花子"}, timeout=5).json()
         result = requests.post(f"{emulator}/_emulator/users/{user['user_id']}/follow", timeout=10)
         assert result.json()["status"] == 200
-        messages = requests.get(
-            f"{emulator}/_emulator/users/{user['user_id']}/messages", timeout=5
-        ).json()["messages"]
-        assert messages[0]["message"]["text"] == "花子さん、性別を教えてください"
+
+        def messages() -> list[dict[str, Any]]:
+            return list(
+                requests.get(
+                    f"{emulator}/_emulator/users/{user['user_id']}/messages", timeout=5
+                ).json()["messages"]
+            )
+
+        # The bot answers 200 first and processes the follow right after.
+        wait_until(lambda: bool(messages()))
+        assert messages()[0]["message"]["text"] == "花子さん、性別を教えてください"
         # The demo syncs the salon's two-tab rich menu to the emulator by itself.
         # The sync creates both menus first and sets the default last: wait for all of it.
         wait_until(

@@ -22,7 +22,7 @@ from bot.emulator.config import EmulatorConfig
 from bot.emulator.http_server import ServerThread
 from bot.logging_setup import RedactSecrets
 from tests.e2e.bot.conftest import TEST_FLOWS
-from tests.support import ADMIN, SECRET, TOKEN, LineUser
+from tests.support import ADMIN, SECRET, TOKEN, LineUser, settled_through
 
 STEPLINE = str(Path(sys.executable).parent / "stepline")
 
@@ -91,7 +91,13 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, LineUser, P
         user_id = requests.post(
             f"{emulator.url}/_emulator/users", json={"name": "花子"}, timeout=10
         ).json()["user_id"]
-        yield base, LineUser(emulator.url, user_id, "花子"), flows, log, proc.pid
+        yield (
+            base,
+            LineUser(emulator.url, user_id, "花子", settle=settled_through(database_url)),
+            flows,
+            log,
+            proc.pid,
+        )
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +14,13 @@ import requests
 import yaml
 from sqlalchemy import func, select
 
+from bot.clock import FrozenClock
 from bot.line.signature import sign
 from storage.models import Friend, FriendTag, OutboxMessage, WebhookEvent
+from tests.e2e.bot.conftest import StackFactory
 from tests.support import SECRET, LineUser, Stack
 
+NOW_MS = int(FrozenClock().now().timestamp() * 1000)
 WEBHOOK_SPEC = Path(__file__).resolve().parents[3] / "bot" / "emulator" / "spec" / "webhook.yml"
 
 
@@ -28,8 +32,11 @@ def post(stack: Stack, body: bytes, signature: str | None) -> requests.Response:
 
 
 def signed(stack: Stack, payload: dict[str, Any]) -> requests.Response:
+    """Post a signed body and wait until the bot has processed what it acknowledged."""
     body = json.dumps(payload, ensure_ascii=False).encode()
-    return post(stack, body, sign(SECRET, body))
+    response = post(stack, body, sign(SECRET, body))
+    stack.settle()
+    return response
 
 
 def count(stack: Stack, model: Any) -> int:
@@ -41,7 +48,7 @@ def base_event(kind: str, user_id: str = "U" + "a" * 32, **extra: Any) -> dict[s
     event: dict[str, Any] = {
         "type": kind,
         "mode": "active",
-        "timestamp": 1_763_000_000_000,
+        "timestamp": NOW_MS,  # the stack's frozen clock: the reply token is fresh
         "source": {"type": "user", "userId": user_id},
         "webhookEventId": uuid.uuid4().hex[:26].upper(),
         "deliveryContext": {"isRedelivery": False},
@@ -88,7 +95,7 @@ def test_empty_events_is_200(stack: Stack) -> None:
     assert response.status_code == 200
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"events": "x"}', b'{"events": [1]}'])
+@pytest.mark.parametrize("body", [b"not json", b"[]", b'{"events": "x"}', b"[" * 100_000])
 def test_malformed_body_is_400(stack: Stack, body: bytes) -> None:
     response = post(stack, body, sign(SECRET, body))
     assert response.status_code == 400
@@ -264,43 +271,56 @@ def test_every_event_type_is_stored_and_answered_200(stack: Stack) -> None:
     assert "somethingNew" in {row.type for row in rows}
 
 
-def test_a_failing_event_is_not_acknowledged_and_its_redelivery_is_applied(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+def test_a_failing_event_is_retried_then_parked_and_touches_no_other(
+    make_stack: StackFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    stack = make_stack(event_attempts=2)
     user = stack.user()
     user.follow()
     user.received()
     dispatcher = stack.runtime.dispatcher
     real_on_text = dispatcher.on_text
 
-    def broken(*_args: Any, **_kwargs: Any) -> None:
-        raise RuntimeError("boom")
+    def on_text(turn: Any, text: str) -> None:
+        if text == "女性":
+            raise RuntimeError("boom")
+        real_on_text(turn, text)
 
-    monkeypatch.setattr(dispatcher, "on_text", broken)
+    monkeypatch.setattr(dispatcher, "on_text", on_text)
     other = text_event(user.user_id, "営業時間")
     event = text_event(user.user_id, "女性")
-    response = signed(stack, {"events": [other, event]})
-    assert response.status_code == 500  # not acknowledged: LINE redelivers
-    with stack.db.read() as session:
-        row = session.scalars(
-            select(WebhookEvent).where(WebhookEvent.webhook_event_id == event["webhookEventId"])
-        ).one()
-    assert row.status == "failed"
+    # Acknowledged: the events are stored; the failure is the bot's to retry, not LINE's.
+    assert signed(stack, {"events": [event, other]}).status_code == 200
+    assert event_row(stack, other).status == "done"  # the other event was applied
+    row = event_row(stack, event)
+    assert (row.status, row.attempts) == ("received", 1)
     assert "boom" in (row.error or "")
     assert row.payload["message"]["text"] == "女性"
     assert stack.friend(user)["tags"] == []  # its partial effects were rolled back
 
+    stack.clock.advance(timedelta(seconds=3))  # past the first backoff (2 s)
+    assert stack.events.sweep() == 1
+    stack.settle()
+    row = event_row(stack, event)
+    assert (row.status, row.attempts) == ("failed", 2)  # parked after the last attempt
+    assert stack.events.sweep() == 0  # a parked event is not retried by itself
+
     monkeypatch.setattr(dispatcher, "on_text", real_on_text)
-    redelivered = [dict(e, deliveryContext={"isRedelivery": True}) for e in (other, event)]
-    assert signed(stack, {"events": redelivered}).status_code == 200
+    redelivered = dict(event, deliveryContext={"isRedelivery": True})
+    assert signed(stack, {"events": [redelivered]}).status_code == 200
     friend = stack.friend(user)
-    assert friend["tags"] == ["女性"]  # the failed event is applied once now
+    assert friend["tags"] == ["女性"]  # a redelivery of a parked event is applied, once
     assert friend["conversation"] == {"flow": "welcome", "state": "age"}
+    assert event_row(stack, event).status == "done"
+    assert signed(stack, {"events": [redelivered]}).status_code == 200  # now a duplicate
+    assert stack.friend(user)["tags"] == ["女性"]
+
+
+def event_row(stack: Stack, event: dict[str, Any]) -> WebhookEvent:
     with stack.db.read() as session:
-        statuses = dict(
-            session.execute(select(WebhookEvent.webhook_event_id, WebhookEvent.status)).all()
-        )
-    assert statuses[event["webhookEventId"]] == "done"
+        return session.scalars(
+            select(WebhookEvent).where(WebhookEvent.webhook_event_id == event["webhookEventId"])
+        ).one()
 
 
 def test_group_and_room_messages_are_stored_but_not_answered(stack: Stack) -> None:
