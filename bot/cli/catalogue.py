@@ -76,7 +76,8 @@ def check_command(flows: Path | None) -> None:
     tags/fields/flows/steps/links, values that do not fit their field, unreachable steps,
     missing `next`/`goto` targets, LINE's limits (13 quick replies, 20-character labels,
     300-character postback data, 5000 UTF-16 units of text, 5 messages per reply), message
-    objects, templates, and keywords or postbacks that collide.
+    objects, templates, keyword regexes RE2 cannot run (backreferences, lookaround), and
+    keywords or postbacks that collide.
     """
     from bot.catalogue.loader import check_folder
     from bot.catalogue.source import display_path

@@ -76,6 +76,26 @@ def test_check_reports_a_typo_and_an_unknown_tag_of_one_flow_in_one_run(write: W
     ]
 
 
+def test_check_refuses_regexes_re2_cannot_run_at_the_pattern(write: Write) -> None:
+    """Keyword regexes run on RE2 (linear time); a backreference or lookaround is a problem."""
+    write(
+        "keywords.yaml",
+        "keywords:\n"
+        "  - {match: '^(a+)+$', mode: regex, reply: linear on RE2}\n"
+        "  - {match: '(a)\\1', mode: regex, reply: backreference}\n"
+        "  - match: 予約(?=する)\n    mode: regex\n    reply: lookahead\n",
+    )
+    result = CliRunner().invoke(check_command, ["--flows", "flows"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "flows/keywords.yaml:3:13: keyword '(a)\\1': not a regular expression RE2 can run:"
+        " invalid escape sequence: \\1 (backreferences such as \\1 are not supported)",
+        "flows/keywords.yaml:4:12: keyword '予約(?=する)': not a regular expression RE2 can run:"
+        " invalid perl operator: (?= (lookahead is not supported)",
+        "2 problems in 1 file (the catalogue in flows was not loaded)",
+    ]
+
+
 def test_check_prints_paths_relative_to_the_current_folder(example: Path, write: Write) -> None:
     write("bad.yaml", "tags: [x]\n---\nzzz: 1\n")
     result = CliRunner().invoke(check_command, ["--flows", str(example.resolve())])
