@@ -96,6 +96,27 @@ def test_check_refuses_regexes_re2_cannot_run_at_the_pattern(write: Write) -> No
     ]
 
 
+def test_check_prints_warnings_and_still_passes(write: Write) -> None:
+    write(
+        "links.yaml",
+        "links:\n  spring: {url: 'https://example.com/s', on_click: [{say: どうぞ}]}\n",
+    )
+    result = CliRunner().invoke(check_command, ["--flows", "flows"])
+    assert result.exit_code == 0, result.output
+    warning, summary = result.output.splitlines()
+    assert warning.startswith(
+        "flows/links.yaml:2:54: warning: link 'spring': on_click sends a message (say), so a"
+        " click can cost a push message"
+    )
+    assert summary == "ok: 0 flows, 0 tags, 0 fields, 0 keywords, 1 link; 1 warning"
+    write("more.yaml", "tags: [a\n")
+    result = CliRunner().invoke(check_command, ["--flows", "flows"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "1 problem, 1 warning in 2 files (the catalogue in flows was not loaded)"
+    )
+
+
 def test_check_prints_paths_relative_to_the_current_folder(example: Path, write: Write) -> None:
     write("bad.yaml", "tags: [x]\n---\nzzz: 1\n")
     result = CliRunner().invoke(check_command, ["--flows", str(example.resolve())])
