@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -34,6 +36,11 @@ class Settings:
     public_url: str = "http://127.0.0.1:8000"
     # Key material of tracked-link tokens; empty = derived from the channel secret.
     link_secret: str = field(default="", repr=False)
+    # A link's `on_click` runs at most once per friend and link within this window (every
+    # click is still recorded); 0 runs it on every click.
+    link_actions_window: timedelta = timedelta(hours=24)
+    # Clicks recorded per minute for one friend and link; beyond, `/r/<token>` answers 429.
+    link_clicks_per_minute: int = 30
     line_timeout_seconds: float = 5.0
     # Delivery tuning (tests and benchmarks shorten them; production keeps the defaults).
     outbox_lease_seconds: float = 60.0
@@ -84,6 +91,8 @@ class Settings:
             admin_token=env.get("STEPLINE_ADMIN_TOKEN") or None,
             public_url=env.get("STEPLINE_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
             link_secret=env.get("STEPLINE_LINK_SECRET", ""),
+            link_actions_window=_duration(env, "STEPLINE_LINK_ACTIONS_WINDOW", timedelta(hours=24)),
+            link_clicks_per_minute=_count(env, "STEPLINE_LINK_CLICKS_PER_MINUTE", 30),
             line_timeout_seconds=_positive(env, "STEPLINE_LINE_TIMEOUT", 5.0),
             outbox_lease_seconds=_positive(env, "STEPLINE_OUTBOX_LEASE_SECONDS", 60.0),
             retry_base_seconds=_positive(env, "STEPLINE_RETRY_BASE_SECONDS", 2.0),
@@ -142,6 +151,35 @@ def _positive(env: dict[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name}: expected a number of seconds, got {raw!r}") from exc
+    if value <= 0:
+        raise ConfigError(f"{name}: must be positive, got {raw!r}")
+    return value
+
+
+# The catalogue's duration syntax (`bot.catalogue.durations`, which config may not import).
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _duration(env: dict[str, str], name: str, default: timedelta) -> timedelta:
+    """`30m`, `24h`, `7d` (also `90s`, `2w`, `0s`)."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    match = _DURATION.match(raw)
+    if match is None:
+        raise ConfigError(f"{name}: expected a duration such as 30m, 24h or 7d, got {raw!r}")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def _count(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected a whole number, got {raw!r}") from exc
     if value <= 0:
         raise ConfigError(f"{name}: must be positive, got {raw!r}")
     return value

@@ -22,15 +22,21 @@ from bot.catalogue.models import (
 
 @dataclass(frozen=True, order=True)
 class Problem:
-    """One problem in one file, printed as `file:line:col: message` (1-based)."""
+    """One problem in one file, printed as `file:line:col: message` (1-based); a warning
+    (`file:line:col: warning: message`) does not stop the catalogue from loading."""
 
     file: str
     line: int
     col: int
     message: str
+    warning: bool = False
+
+    @property
+    def text(self) -> str:
+        return f"warning: {self.message}" if self.warning else self.message
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+        return f"{self.file}:{self.line}:{self.col}: {self.text}"
 
 
 class CatalogueError(Exception):

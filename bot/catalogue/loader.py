@@ -507,7 +507,8 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
 
 
 def check_folder(folder: Path) -> tuple[Catalogue | None, list[Problem]]:
-    """(catalogue, []) when everything is fine, else (None, every problem found)."""
+    """(catalogue, its warnings) when it loads, else (None, every problem found, warnings
+    too)."""
     folder = Path(folder)
     parsed = load_documents(folder)
     problems = parsed.problems
@@ -515,16 +516,16 @@ def check_folder(folder: Path) -> tuple[Catalogue | None, list[Problem]]:
     catalogue, found = merge(whole, folder)
     problems.extend(found)
     problems.extend(lint(parsed.documents, catalogue, parsed.broken, parsed.unknowable))
-    if problems:
+    if any(not problem.warning for problem in problems):
         return None, sorted(set(problems))
-    return catalogue, []
+    return catalogue, sorted(set(problems))
 
 
 def load_catalogue(folder: Path) -> Catalogue:
     """The whole catalogue of `folder`, or `CatalogueError` with every problem (never half)."""
     catalogue, problems = check_folder(folder)
     if catalogue is None:
-        raise CatalogueError(problems)
+        raise CatalogueError([problem for problem in problems if not problem.warning])
     return catalogue
 
 

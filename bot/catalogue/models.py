@@ -19,12 +19,14 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 from pydantic.json_schema import WithJsonSchema
 
 from bot.catalogue.durations import Duration
+from bot.catalogue.patterns import PatternError, compile_pattern, search
 from bot.line.limits import (
     MENU_MAX_WIDTH,
     MENU_MIN_HEIGHT,
@@ -697,19 +699,25 @@ class TagsDoc(Model):
 class KeywordRule(Model):
     """An auto reply (自動応答): a free reply to matching text."""
 
-    match: str = Field(min_length=1)
+    # `mode` before `match`: the pattern's check needs the mode, and reports at the pattern.
     mode: Literal["exact", "contains", "regex"] = "exact"
+    match: str = Field(min_length=1)
     reply: str | None = None
     messages: list[MessageDef] = Field(default_factory=list)
     do: list[Action] = Field(default_factory=list)
 
+    @field_validator("match")
+    @classmethod
+    def _runnable(cls, match: str, info: ValidationInfo) -> str:
+        if info.data.get("mode") == "regex":
+            try:
+                compile_pattern(match)
+            except PatternError as exc:
+                raise ValueError(f"not a regular expression RE2 can run: {exc}") from None
+        return match
+
     @model_validator(mode="after")
     def _valid(self) -> KeywordRule:
-        if self.mode == "regex":
-            try:
-                re.compile(self.match)
-            except re.error as exc:
-                raise ValueError(f"bad regular expression: {exc}") from exc
         if not (self.reply or self.messages or self.do):
             raise ValueError("a keyword needs `reply`, `messages` or `do`")
         return self
@@ -720,7 +728,7 @@ class KeywordRule(Model):
             return text == self.match
         if self.mode == "contains":
             return self.match in text
-        return re.search(self.match, text) is not None
+        return search(self.match, text)  # RE2: linear time, whatever the pattern
 
 
 class KeywordsDoc(Model):

@@ -35,7 +35,7 @@ def flows_folder(option: Path | None) -> Path:
 def format_problem(problem: Problem) -> str:
     from bot.catalogue.source import display_path
 
-    return f"{display_path(problem.file)}:{problem.line}:{problem.col}: {problem.message}"
+    return f"{display_path(problem.file)}:{problem.line}:{problem.col}: {problem.text}"
 
 
 def _count(number: int, word: str) -> str:
@@ -69,30 +69,35 @@ def check_command(flows: Path | None) -> None:
     """Validate and lint every YAML file of the flows folder.
 
     Prints each problem as `file:line:col: message` and exits with status 1 when there is
-    any; prints a summary and exits with 0 when the catalogue is good.
+    any; prints a summary and exits with 0 when the catalogue is good. Warnings
+    (`file:line:col: warning: message`, such as a link whose on_click sends a message) are
+    printed too and do not fail the check.
 
     \b
     Checked: YAML syntax, every key and value against the language, unknown
     tags/fields/flows/steps/links, values that do not fit their field, unreachable steps,
     missing `next`/`goto` targets, LINE's limits (13 quick replies, 20-character labels,
     300-character postback data, 5000 UTF-16 units of text, 5 messages per reply), message
-    objects, templates, and keywords or postbacks that collide.
+    objects, templates, keyword regexes RE2 cannot run (backreferences, lookaround), and
+    keywords or postbacks that collide.
     """
     from bot.catalogue.loader import check_folder
     from bot.catalogue.source import display_path
 
     folder = flows_folder(flows)
     catalogue, problems = check_folder(folder)
+    for problem in problems:
+        click.echo(format_problem(problem))
+    warnings = sum(problem.warning for problem in problems)
+    also = f", {_count(warnings, 'warning')}" if warnings else ""
     if catalogue is None:
-        for problem in problems:
-            click.echo(format_problem(problem))
         files = len({p.file for p in problems})
         click.echo(
-            f"{_count(len(problems), 'problem')} in {_count(files, 'file')}"
+            f"{_count(len(problems) - warnings, 'problem')}{also} in {_count(files, 'file')}"
             f" (the catalogue in {display_path(str(folder))} was not loaded)"
         )
         raise SystemExit(1)
-    click.echo(summary(catalogue))
+    click.echo(summary(catalogue) + (f"; {_count(warnings, 'warning')}" if warnings else ""))
 
 
 @click.command("diagram")

@@ -1,7 +1,8 @@
 """What a use case says when it refuses: the kind of refusal and why, never an HTTP status.
 
 The doors map the kinds: the admin API (`bot.web.admin_api`) answers 422 / 404 / 409, the CLI
-prints the message and its details and exits 1.
+prints the message and its details and exits 1; a tracked link (`bot.web.links`) answers 429
+to `TooManyRequests`.
 """
 
 from __future__ import annotations
@@ -28,3 +29,11 @@ class NotFound(ServiceError):
 
 class Conflict(ServiceError):
     """The request is valid, but the state does not allow it now (a broadcast already done)."""
+
+
+class TooManyRequests(ServiceError):
+    """Too many of these requests just now; nothing was done. `retry_after`: seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,5 +1,6 @@
 """`GET /r/<token>`: a tracked link. Records the click (`bot.services.links`) and redirects to
-the URL the catalogue names for that link — never to one taken from the request."""
+the URL the catalogue names for that link — never to one taken from the request; answers 429
+(recording nothing) to more than `STEPLINE_LINK_CLICKS_PER_MINUTE` clicks a minute."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from flask import Blueprint, current_app, redirect, request
 from werkzeug.wrappers import Response
 
 from bot.runtime import Runtime
+from bot.services.errors import TooManyRequests
 from bot.services.links import record_click
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,14 @@ NOT_FOUND_PAGE = """<!doctype html>
 <body><p>このリンクは無効です。<br>This link is not valid.</p></body></html>
 """
 
+TOO_MANY_PAGE = """<!doctype html>
+<html lang="ja"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>しばらくお待ちください</title></head>
+<body><p>しばらくしてからもう一度お試しください。<br>Too many requests; try again in a minute.</p>
+</body></html>
+"""
+
 _NO_STORE = {
     "Cache-Control": "no-store",
     "X-Robots-Tag": "noindex",
@@ -41,6 +51,11 @@ _NO_STORE = {
 
 def not_found() -> Response:
     return Response(NOT_FOUND_PAGE, status=404, mimetype="text/html", headers=_NO_STORE)
+
+
+def too_many(retry_after: int) -> Response:
+    headers = {**_NO_STORE, "Retry-After": str(retry_after)}
+    return Response(TOO_MANY_PAGE, status=429, mimetype="text/html", headers=headers)
 
 
 def _go(url: str) -> Response:
@@ -71,6 +86,9 @@ def follow(token: str) -> Response:
         return _go(link.url)
     try:
         url = record_click(runtime, click)
+    except TooManyRequests as exc:
+        log.info("tracked link %r: %s", click.link, exc.message)
+        return too_many(exc.retry_after)
     except Exception:
         # The person still reaches the page; only the record (and on_click) is lost.
         log.exception("tracked link %r: recording the click failed", click.link)

@@ -1,10 +1,15 @@
-"""Settings from the environment: `STEPLINE_RATE_LIMITS` parsed, bad values refused clearly."""
+"""Settings from the environment: `STEPLINE_RATE_LIMITS` and the tracked-link settings parsed,
+bad values refused clearly."""
 
 from __future__ import annotations
+
+import re
+from datetime import timedelta
 
 import pytest
 from click.testing import CliRunner
 
+from bot.catalogue.durations import parse_duration
 from bot.cli import main
 from bot.config import ConfigError, Settings
 
@@ -48,3 +53,30 @@ def test_the_worker_will_not_start_with_bad_rate_limits(monkeypatch: pytest.Monk
     assert "STEPLINE_RATE_LIMITS: multicast: expected requests per second, got 'lots'" in (
         result.output
     )
+
+
+def test_link_settings_default_to_a_day_and_30_clicks_a_minute() -> None:
+    assert settings().link_actions_window == timedelta(hours=24)
+    assert settings().link_clicks_per_minute == 30
+    read = settings(STEPLINE_LINK_ACTIONS_WINDOW="7d", STEPLINE_LINK_CLICKS_PER_MINUTE="5")
+    assert (read.link_actions_window, read.link_clicks_per_minute) == (timedelta(days=7), 5)
+    assert settings(STEPLINE_LINK_ACTIONS_WINDOW="0s").link_actions_window == timedelta(0)
+
+
+@pytest.mark.parametrize("raw", ["30m", " 24h ", "7d", "90s", "2w", "0s", "1 h"])
+def test_link_window_is_written_as_catalogue_durations(raw: str) -> None:
+    assert settings(STEPLINE_LINK_ACTIONS_WINDOW=raw).link_actions_window == parse_duration(raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "message"),
+    [
+        ("STEPLINE_LINK_ACTIONS_WINDOW", "1 day", "expected a duration such as 30m, 24h or 7d"),
+        ("STEPLINE_LINK_ACTIONS_WINDOW", "-1h", "expected a duration such as 30m, 24h or 7d"),
+        ("STEPLINE_LINK_CLICKS_PER_MINUTE", "0", "must be positive, got '0'"),
+        ("STEPLINE_LINK_CLICKS_PER_MINUTE", "2.5", "expected a whole number, got '2.5'"),
+    ],
+)
+def test_bad_link_settings_are_refused(name: str, raw: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"{name}: {message}")):
+        settings(**{name: raw})

@@ -43,8 +43,7 @@ class Linter(FlowLint, SequenceLint, KeywordLint, DocumentLint):
             elif isinstance(model, FieldsDoc):
                 self.fields(loc, model)
             elif isinstance(model, LinksDoc):
-                for name, link in model.links.items():
-                    self.actions(loc, ["links", name, "on_click"], link.on_click)
+                self.links(loc, model)
             elif isinstance(model, EventDoc):
                 self.event_doc(loc, model)
             elif isinstance(model, SequenceDoc):

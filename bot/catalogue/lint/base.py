@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -173,6 +174,10 @@ class LinterBase:
 
     def report(self, loc: Locator, path: Path_, message: str, key: bool = False) -> None:
         self.problems.append(loc.problem(path, message, key=key))
+
+    def warn(self, loc: Locator, path: Path_, message: str, key: bool = False) -> None:
+        """A problem that does not stop the catalogue from loading (`check` shows it)."""
+        self.problems.append(replace(loc.problem(path, message, key=key), warning=True))
 
     # ------------------------------------------------------------------ names
 

@@ -1,5 +1,5 @@
 """Lint of the documents that are neither flows, sequences, keywords nor rich menus:
-`fields:`, `broadcast:`, `event:` and `segment:` documents."""
+`fields:`, `links:`, `broadcast:`, `event:` and `segment:` documents."""
 
 from __future__ import annotations
 
@@ -11,14 +11,40 @@ from bot.catalogue.models import (
     Condition,
     EventDoc,
     FieldsDoc,
+    LinksDoc,
+    SayAction,
     SegmentCondition,
     SegmentDoc,
+    SendAction,
+    StartFlowAction,
     leaves,
 )
 from bot.catalogue.source import Locator, PathItem
 
 
 class DocumentLint(LinterBase):
+    def links(self, loc: Locator, doc: LinksDoc) -> None:
+        for name, link in doc.links.items():
+            path: list[PathItem] = ["links", name, "on_click"]
+            self.actions(loc, path, link.on_click)
+            for index, action in enumerate(link.on_click):
+                if not loc.intact([*path, index]):
+                    continue
+                if isinstance(action, SayAction | SendAction):
+                    what = f"on_click sends a message ({action.KIND})"
+                elif isinstance(action, StartFlowAction):
+                    what = f"on_click starts flow '{action.start_flow}', which asks a question"
+                else:
+                    continue
+                self.warn(
+                    loc,
+                    [*path, index, action.KIND],
+                    f"link '{name}': {what}, so a click can cost a push message (a click has"
+                    " no reply token); on_click runs at most once per friend and link within"
+                    " STEPLINE_LINK_ACTIONS_WINDOW (24h by default)",
+                    key=True,
+                )
+
     def fields(self, loc: Locator, doc: FieldsDoc) -> None:
         for name, definition in doc.fields.items():
             path: list[PathItem] = ["fields", name]

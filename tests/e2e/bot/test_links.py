@@ -1,11 +1,14 @@
 """Tracked links: `{{ link('id') }}` sends a signed `/r/<token>` address; opening it records
-the click, runs `on_click` in the friend's turn and redirects to the catalogue's URL only."""
+the click, runs `on_click` in the friend's turn (at most once per friend and link within the
+window) and redirects to the catalogue's URL only; too many clicks a minute answer 429."""
 
 from __future__ import annotations
 
 import logging
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -30,7 +33,9 @@ SPRING_URL = "https://shop.example.com/spring?utm_source=line&x=1"
 LINKS_YAML = f"""\
 tags: [クーポンクリック]
 links:
-  spring: {{url: "{SPRING_URL}", on_click: [{{tag: クーポンクリック}}, {{say: ご利用ください}}]}}
+  spring:
+    url: "{SPRING_URL}"
+    on_click: [{{tag: クーポンクリック}}, {{say: ご利用ください}}, {{increment: {{points: 1}}}}]
   lonely: {{url: "https://shop.example.com/lonely"}}
 ---
 keywords:
@@ -119,6 +124,77 @@ def test_click_records_tags_pushes_and_redirects_to_the_catalogue_url(stack: Sta
     assert open_link(stack, token).status_code == 302
     assert len(clicks(stack)) == 2
     assert stack.friend(user)["tags"].count("クーポンクリック") == 1
+
+
+def test_on_click_runs_once_per_friend_and_link_within_the_window(stack: Stack) -> None:
+    """Twenty reloads of one link (at once) are twenty clicks, one `on_click`: one push."""
+    user = idle_friend(stack)
+    token = tracked_token(stack, user)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(lambda _: open_link(stack, token), range(20)))
+    assert [(a.status_code, a.headers["Location"]) for a in answers] == [(302, SPRING_URL)] * 20
+    assert [d["message"]["text"] for d in user.received()] == ["ご利用ください"]
+    assert stack.friend(user)["fields"]["points"] == 1
+    recorded = clicks(stack)
+    assert len(recorded) == 20
+    assert sum(click.actions_ran for click in recorded) == 1
+    assert stack.friend(user)["tags"].count("クーポンクリック") == 1
+
+    # Still inside the 24 hours of the click that ran them: counted only.
+    stack.clock.advance(timedelta(hours=23, minutes=59))
+    assert open_link(stack, token).status_code == 302
+    assert [c.actions_ran for c in clicks(stack)[20:]] == [False]
+    assert user.received() == []
+    # 24 hours after it, the next click runs them again (once).
+    stack.clock.advance(timedelta(minutes=1))
+    assert open_link(stack, token).status_code == 302
+    assert open_link(stack, token).status_code == 302
+    assert [c.actions_ran for c in clicks(stack)[21:]] == [True, False]
+    assert [d["message"]["text"] for d in user.received()] == ["ご利用ください"]
+    assert stack.friend(user)["fields"]["points"] == 2
+
+
+def test_the_window_is_per_friend_and_link(stack: Stack) -> None:
+    first, second = idle_friend(stack, "花子"), idle_friend(stack, "太郎")
+    for user in (first, second):
+        token = tracked_token(stack, user)
+        assert open_link(stack, token).status_code == 302
+        assert open_link(stack, token).status_code == 302
+        assert [d["message"]["text"] for d in user.received()] == ["ご利用ください"]
+    # Another message's token of the same friend and link is the same link: not again.
+    again = tracked_token(stack, first)
+    assert open_link(stack, again).status_code == 302
+    assert first.received() == []
+    assert [c.actions_ran for c in clicks(stack)] == [True, False, True, False, False]
+
+
+def test_too_many_clicks_a_minute_answer_429_and_record_nothing(
+    make_stack: StackFactory, flows: Path
+) -> None:
+    stack = make_stack(
+        flows, public_url=PUBLIC_URL, link_secret=LINK_SECRET, link_clicks_per_minute=5
+    )
+    user = idle_friend(stack)
+    token = tracked_token(stack, user)
+    assert [open_link(stack, token).status_code for _ in range(5)] == [302] * 5
+    refused = open_link(stack, token)
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "60"  # the clock stands still: a whole minute
+    assert refused.headers["Cache-Control"] == "no-store"
+    assert "Location" not in refused.headers
+    assert [d["message"]["text"] for d in user.received()] == ["ご利用ください"]
+    # Every token of this friend and link shares the budget (the token only adds the message).
+    assert open_link(stack, tracked_token(stack, user)).status_code == 429
+    assert len(clicks(stack)) == 5
+    # A link preview is no click: redirected, never limited.
+    preview = open_link(stack, token, headers={"User-Agent": PREVIEW_AGENT})
+    assert (preview.status_code, preview.headers["Location"]) == (302, SPRING_URL)
+
+    stack.clock.advance(timedelta(seconds=45))
+    assert open_link(stack, token).headers["Retry-After"] == "15"
+    stack.clock.advance(timedelta(seconds=15))  # the five clicks leave the minute
+    assert [open_link(stack, token).status_code for _ in range(6)] == [302] * 5 + [429]
+    assert len(clicks(stack)) == 10
 
 
 def test_each_friend_gets_their_own_token(stack: Stack) -> None:

@@ -76,6 +76,47 @@ def test_check_reports_a_typo_and_an_unknown_tag_of_one_flow_in_one_run(write: W
     ]
 
 
+def test_check_refuses_regexes_re2_cannot_run_at_the_pattern(write: Write) -> None:
+    """Keyword regexes run on RE2 (linear time); a backreference or lookaround is a problem."""
+    write(
+        "keywords.yaml",
+        "keywords:\n"
+        "  - {match: '^(a+)+$', mode: regex, reply: linear on RE2}\n"
+        "  - {match: '(a)\\1', mode: regex, reply: backreference}\n"
+        "  - match: 予約(?=する)\n    mode: regex\n    reply: lookahead\n",
+    )
+    result = CliRunner().invoke(check_command, ["--flows", "flows"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "flows/keywords.yaml:3:13: keyword '(a)\\1': not a regular expression RE2 can run:"
+        " invalid escape sequence: \\1 (backreferences such as \\1 are not supported)",
+        "flows/keywords.yaml:4:12: keyword '予約(?=する)': not a regular expression RE2 can run:"
+        " invalid perl operator: (?= (lookahead is not supported)",
+        "2 problems in 1 file (the catalogue in flows was not loaded)",
+    ]
+
+
+def test_check_prints_warnings_and_still_passes(write: Write) -> None:
+    write(
+        "links.yaml",
+        "links:\n  spring: {url: 'https://example.com/s', on_click: [{say: どうぞ}]}\n",
+    )
+    result = CliRunner().invoke(check_command, ["--flows", "flows"])
+    assert result.exit_code == 0, result.output
+    warning, summary = result.output.splitlines()
+    assert warning.startswith(
+        "flows/links.yaml:2:54: warning: link 'spring': on_click sends a message (say), so a"
+        " click can cost a push message"
+    )
+    assert summary == "ok: 0 flows, 0 tags, 0 fields, 0 keywords, 1 link; 1 warning"
+    write("more.yaml", "tags: [a\n")
+    result = CliRunner().invoke(check_command, ["--flows", "flows"])
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "1 problem, 1 warning in 2 files (the catalogue in flows was not loaded)"
+    )
+
+
 def test_check_prints_paths_relative_to_the_current_folder(example: Path, write: Write) -> None:
     write("bad.yaml", "tags: [x]\n---\nzzz: 1\n")
     result = CliRunner().invoke(check_command, ["--flows", str(example.resolve())])

@@ -8,7 +8,7 @@ import pytest
 
 from bot.catalogue import CatalogueError
 from bot.catalogue.lint import value_problem
-from bot.catalogue.loader import load_catalogue
+from bot.catalogue.loader import check_folder, load_catalogue
 from bot.catalogue.models import FieldDef
 from tests.unit.catalogue.conftest import Write
 
@@ -212,3 +212,54 @@ def test_value_problem() -> None:
     assert value_problem(number, True) == "expected a number, got true"
     assert value_problem(FieldDef(type="boolean"), "yes") == "expected true or false, got 'yes'"
     assert value_problem(FieldDef(type="integer"), "{{ event.n }}") is None
+
+
+LINKS_THAT_TALK = """\
+tags: [クーポン]
+links:
+  spring: {url: "https://example.com/s", on_click: [{tag: クーポン}, {say: ご利用ください}]}
+  quiet: {url: "https://example.com/q", on_click: [{tag: クーポン}]}
+  chatty:
+    url: "https://example.com/c"
+    on_click:
+      - send: [{text: どうも}]
+      - start_flow: survey
+---
+flow: survey
+steps:
+  - {ask: a, text: どうぞ}
+"""
+PUSH = (
+    ", so a click can cost a push message (a click has no reply token); on_click runs at"
+    " most once per friend and link within STEPLINE_LINK_ACTIONS_WINDOW (24h by default)"
+)
+
+
+def test_on_click_that_sends_a_message_is_a_warning(write: Write, flows: Path) -> None:
+    write("links.yaml", LINKS_THAT_TALK)
+    catalogue, problems = check_folder(flows)
+    assert catalogue is not None  # a warning does not stop the catalogue
+    assert [str(p) for p in problems] == [
+        f"flows/links.yaml:3:67: warning: link 'spring': on_click sends a message (say){PUSH}",
+        f"flows/links.yaml:8:9: warning: link 'chatty': on_click sends a message (send){PUSH}",
+        "flows/links.yaml:9:9: warning: link 'chatty': on_click starts flow 'survey', which"
+        f" asks a question{PUSH}",
+    ]
+    assert all(p.warning for p in problems)
+    load_catalogue(flows)  # loads as it is
+
+
+def test_warnings_come_with_the_problems_but_only_problems_fail(write: Write, flows: Path) -> None:
+    write("links.yaml", LINKS_THAT_TALK.replace("tags: [クーポン]", "tags: []"))
+    catalogue, problems = check_folder(flows)
+    assert catalogue is None
+    assert [(p.line, p.warning) for p in problems] == [
+        (3, False),  # unknown tag
+        (3, True),
+        (4, False),
+        (8, True),
+        (9, True),
+    ]
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(flows)
+    assert [p.line for p in caught.value.problems] == [3, 4]
