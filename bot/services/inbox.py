@@ -338,6 +338,26 @@ def claim_waiting(runtime: Runtime, owner: str, limit: int = 500) -> list[str]:
     now = runtime.clock.now()
     lease_until = now + timedelta(seconds=runtime.settings.event_lease_seconds)
     with runtime.db.write() as session:
+        # An event whose attempts ran out without a recorded failure took its process down
+        # with it (killed mid-way, again and again): park it rather than crash the next one.
+        session.execute(
+            update(WebhookEvent)
+            .where(
+                WebhookEvent.status == WebhookEventStatus.RECEIVED,
+                WebhookEvent.due_at <= now,
+                WebhookEvent.lease_until < now,
+                WebhookEvent.attempts >= runtime.settings.event_attempts,
+            )
+            .values(
+                status=WebhookEventStatus.FAILED,
+                owner=None,
+                lease_until=None,
+                due_at=None,
+                processed_at=now,
+                error=func.coalesce(WebhookEvent.error, "")
+                + " (parked: its process stopped during every attempt)",
+            )
+        )
         due = (
             select(WebhookEvent.id, WebhookEvent.line_user_id)
             .where(

@@ -250,3 +250,29 @@ def test_a_retry_comes_due_and_is_swept(make_stack: StackFactory, monkeypatch: A
         "ConnectionError: database went away",
     )
     assert stack.friend(user)["tags"] == ["女性"]
+
+
+def test_an_event_that_kills_its_process_every_time_is_parked(stack: Stack) -> None:
+    user = stack.user()
+    user.follow()
+    now = stack.clock.now()
+    with stack.db.write() as session:
+        session.add(
+            WebhookEvent(
+                webhook_event_id="KILLER",
+                type="message",
+                line_user_id=user.user_id,
+                payload=text_event(user.user_id, "女性"),
+                status="received",
+                attempts=5,  # STEPLINE_EVENT_ATTEMPTS: each claim counted one, none finished
+                owner="a-process-that-died",
+                lease_until=now - timedelta(seconds=1),
+                due_at=now - timedelta(seconds=40),
+                received_at=now - timedelta(seconds=40),
+            )
+        )
+    assert stack.events.sweep() == 0
+    status, error = statuses(stack)["KILLER"]
+    assert status == "failed"
+    assert "stopped during every attempt" in (error or "")
+    assert stack.friend(user)["tags"] == []
