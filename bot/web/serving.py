@@ -24,7 +24,7 @@ def _post_worker_init(worker: Any) -> None:
     app = worker.wsgi
 
     def reload(_signum: int, _frame: Any) -> None:
-        app.extensions["stepline"].catalogues.reload()
+        app.extensions["stepline"].catalogues.reload_soon("via SIGHUP")
 
     signal.signal(signal.SIGHUP, reload)
 

@@ -1,4 +1,5 @@
-"""Settings from the environment: `STEPLINE_RATE_LIMITS` parsed, bad values refused clearly."""
+"""Settings from the environment: `STEPLINE_RATE_LIMITS` parsed, bad values refused clearly,
+the catalogue check interval."""
 
 from __future__ import annotations
 
@@ -48,3 +49,10 @@ def test_the_worker_will_not_start_with_bad_rate_limits(monkeypatch: pytest.Monk
     assert "STEPLINE_RATE_LIMITS: multicast: expected requests per second, got 'lots'" in (
         result.output
     )
+
+
+def test_the_catalogue_check_interval_is_read_and_must_be_positive() -> None:
+    assert settings().catalogue_check_seconds == 1.0
+    assert settings(STEPLINE_CATALOGUE_CHECK_SECONDS="0.25").catalogue_check_seconds == 0.25
+    with pytest.raises(ConfigError, match="STEPLINE_CATALOGUE_CHECK_SECONDS: must be positive"):
+        settings(STEPLINE_CATALOGUE_CHECK_SECONDS="0")
