@@ -62,6 +62,8 @@ class Settings:
     plan: str = "free"  # LINE Official Account plan: free | light | standard
     extra_message_yen: float = 3.0  # price of one message beyond the plan (standard only)
     broadcast_batch: int = 5000  # recipients written to the outbox per transaction
+    # How often a serve or worker process looks for a catalogue another process reloaded.
+    catalogue_check_seconds: float = 1.0
     # The sender's requests per second per endpoint kind, where not LINE's (`DEFAULT_LIMITS`).
     rate_limits: dict[str, float] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
@@ -108,6 +110,7 @@ class Settings:
             plan=env.get("STEPLINE_PLAN", "free"),
             extra_message_yen=_positive(env, "STEPLINE_EXTRA_MESSAGE_YEN", 3.0),
             broadcast_batch=int(_positive(env, "STEPLINE_BROADCAST_BATCH", 5000)),
+            catalogue_check_seconds=_positive(env, "STEPLINE_CATALOGUE_CHECK_SECONDS", 1.0),
             rate_limits=parse_rate_limits(env.get("STEPLINE_RATE_LIMITS", "")),
         )
         settings.validate()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from bot.catalogue import Catalogue, CatalogueError, Problem
-from bot.catalogue.loader import load_catalogue
+from bot.catalogue import Catalogue
+from bot.catalogue.holder import CatalogueHolder
+from bot.catalogue.versions import DatabaseVersions
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.delivery.sender import RetryPolicy, Sender
@@ -60,60 +59,6 @@ class ProcessMetrics:
                     self.latency_buckets[index] += 1
 
 
-@dataclass
-class ReloadResult:
-    ok: bool
-    problems: list[Problem] = field(default_factory=list)
-    catalogue: Catalogue | None = None
-
-
-class CatalogueHolder:
-    """The catalogue in force; a reload that fails keeps the last good one and says why."""
-
-    def __init__(self, folder: Path, initial: Catalogue | None = None) -> None:
-        self.folder = folder
-        self._current = initial
-        # Re-entrant: SIGHUP's handler may interrupt a reload running on the same thread.
-        self._lock = threading.RLock()
-        self.last_problems: list[Problem] = []
-
-    @property
-    def current(self) -> Catalogue:
-        if self._current is None:
-            result = self.reload()
-            if not result.ok:
-                raise CatalogueError(result.problems)
-        assert self._current is not None
-        return self._current
-
-    @property
-    def loaded(self) -> bool:
-        return self._current is not None
-
-    def reload(self) -> ReloadResult:
-        with self._lock:
-            return self._reload()
-
-    def _reload(self) -> ReloadResult:
-        try:
-            catalogue = load_catalogue(self.folder)
-        except CatalogueError as exc:
-            self.last_problems = exc.problems
-            kept = "keeping the previous catalogue" if self._current else "no catalogue loaded"
-            log.error(
-                "catalogue %s has %d problem(s); %s:\n%s",
-                self.folder,
-                len(exc.problems),
-                kept,
-                "\n".join(str(p) for p in exc.problems),
-            )
-            return ReloadResult(ok=False, problems=exc.problems)
-        self._current = catalogue
-        self.last_problems = []
-        log.info("catalogue loaded from %s: %d flow(s)", self.folder, len(catalogue.flows))
-        return ReloadResult(ok=True, catalogue=catalogue)
-
-
 class Runtime:
     """Settings, database, clock, catalogue, LINE client and engine of one process."""
 
@@ -135,7 +80,12 @@ class Runtime:
             timeout=settings.line_timeout_seconds,
             data_base_url=settings.line_data_api_base_url,
         )
-        self.catalogues = CatalogueHolder(settings.flows_dir, catalogue)
+        self.catalogues = CatalogueHolder(
+            settings.flows_dir,
+            catalogue,
+            versions=DatabaseVersions(self.db, self.clock),
+            check_seconds=settings.catalogue_check_seconds,
+        )
         if catalogue is None:
             # Read early: a process that starts must hold the catalogue it was started with,
             # so a later broken edit cannot leave it with none.

@@ -74,6 +74,9 @@ class Catalogue:
     broadcasts: dict[str, BroadcastDoc] = field(default_factory=dict)
     rich_menus: dict[str, RichMenuDoc] = field(default_factory=dict)  # in catalogue order
     folder: Path | None = None
+    # The hash of the folder's files it was loaded from (`loader.FolderHash`); "" when built
+    # in code. Names the catalogue's version across processes (`catalogue_versions`).
+    content_hash: str = ""
 
     def flow_hash(self, name: str) -> str:
         return self.flow_sources[name].content_hash

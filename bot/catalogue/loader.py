@@ -13,6 +13,7 @@ unknown where it is used (`broken`).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,12 +73,55 @@ def yaml_files(folder: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
-def read_text(path: Path, file: str) -> tuple[str | None, list[Problem]]:
-    """The file's text, or the reason it cannot be read as UTF-8."""
+class FolderHash:
+    """The content hash of a flows folder: every YAML file's path (relative to the folder)
+    and bytes, in `yaml_files` order. The same files give the same hash on any host; it names
+    a catalogue version (`catalogue_versions.content_hash`)."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+
+    def add(self, relative: str, data: bytes | None) -> None:
+        # Length-prefixed, so no two different folders can run together into the same bytes.
+        name = relative.encode("utf-8")
+        size = b"unreadable" if data is None else str(len(data)).encode()
+        self._digest.update(b"%d:%s:%s\n" % (len(name), name, size))
+        self._digest.update(data or b"")
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def folder_hash(folder: Path) -> str:
+    """The content hash of what `load_catalogue(folder)` would read now (its files' bytes
+    only: nothing is parsed), to tell cheaply whether a folder holds a given version."""
+    folder = Path(folder)
+    digest = FolderHash()
+    if folder.is_dir():
+        for path in yaml_files(folder):
+            data, _ = read_bytes(path, str(path))
+            digest.add(path.relative_to(folder).as_posix(), data)
+    return digest.hexdigest()
+
+
+def read_bytes(path: Path, file: str) -> tuple[bytes | None, list[Problem]]:
+    """The file's bytes, or the reason it cannot be read."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes(), []
     except OSError as exc:
         return None, [Problem(file, 1, 1, f"cannot read the file: {exc.strerror or exc}")]
+
+
+def read_text(path: Path, file: str) -> tuple[str | None, list[Problem]]:
+    """The file's text, or the reason it cannot be read as UTF-8."""
+    data, problems = read_bytes(path, file)
+    if data is None:
+        return None, problems
+    return decode_text(data, file)
+
+
+def decode_text(data: bytes, file: str) -> tuple[str | None, list[Problem]]:
+    """The bytes as UTF-8 text, or where they are not."""
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -200,6 +244,7 @@ class Parsed:
     problems: list[Problem] = field(default_factory=list)
     broken: dict[str, set[str]] = field(default_factory=dict)
     unknowable: set[str] = field(default_factory=set)
+    content_hash: str = ""  # of the bytes read (see `FolderHash`)
 
     def extend(self, other: Parsed) -> None:
         self.documents.extend(other.documents)
@@ -371,19 +416,29 @@ def load_documents(folder: Path) -> Parsed:
     if not files:
         result.problems.append(Problem(str(folder), 1, 1, "the flows folder holds no .yaml files"))
         return result
+    digest = FolderHash()
     for path in files:
         file = str(path)
-        text, found = read_text(path, file)
+        # Hashed from the very bytes parsed: a file changing meanwhile cannot give a
+        # catalogue of one version under the hash of another.
+        data, found = read_bytes(path, file)
+        digest.add(path.relative_to(folder).as_posix(), data)
+        text = None
+        if data is not None:
+            text, found = decode_text(data, file)
         result.problems.extend(found)
         if text is not None:
             result.extend(parse_documents(text, file))
+    result.content_hash = digest.hexdigest()
     return result
 
 
 # ---------------------------------------------------------------------------- merging
 
 
-def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalogue, list[Problem]]:
+def merge(
+    documents: list[Document], folder: Path | None = None, content_hash: str = ""
+) -> tuple[Catalogue, list[Problem]]:
     """One catalogue from many documents; things defined twice are problems."""
     problems: list[Problem] = []
     fields: dict[str, FieldDef] = {}
@@ -499,6 +554,7 @@ def merge(documents: list[Document], folder: Path | None = None) -> tuple[Catalo
         broadcasts=broadcasts,
         rich_menus=rich_menus,
         folder=folder,
+        content_hash=content_hash,
     )
     return catalogue, problems
 
@@ -513,7 +569,7 @@ def check_folder(folder: Path) -> tuple[Catalogue | None, list[Problem]]:
     parsed = load_documents(folder)
     problems = parsed.problems
     whole = [doc for doc in parsed.documents if doc.pruned is None]
-    catalogue, found = merge(whole, folder)
+    catalogue, found = merge(whole, folder, parsed.content_hash)
     problems.extend(found)
     problems.extend(lint(parsed.documents, catalogue, parsed.broken, parsed.unknowable))
     if any(not problem.warning for problem in problems):

@@ -47,7 +47,7 @@ def watch_catalogue(
         if current == seen:
             continue
         seen = current
-        result = runtime.catalogues.reload()
+        result = runtime.catalogues.reload(how="via file change")
         if result.ok:
             console.print("[green]flows reloaded[/]")
             sync_rich_menus(runtime, console, sync_lock)
@@ -261,7 +261,7 @@ def _run_demo(
         admin_token=DEMO_ADMIN_TOKEN,
         public_url=f"http://127.0.0.1:{port}",  # tracked links /r/... point at this bot
     )
-    app = create_app(settings, clock=clock)
+    app = create_app(settings, clock=clock, process="demo")
     runtime: Runtime = app.extensions["stepline"]
     started.callback(runtime.close)
     events = app.extensions["stepline.events"]

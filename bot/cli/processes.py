@@ -13,7 +13,11 @@ from bot.cli.common import make_console, process_settings_or_exit
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn workers.")
 @click.option("--threads", default=4, show_default=True, type=int, help="Threads per worker.")
 def serve(host: str, port: int, workers: int, threads: int) -> None:
-    """Run the webhook bot and admin API under gunicorn (SIGHUP reloads the flows)."""
+    """Run the webhook bot and admin API under gunicorn.
+
+    SIGHUP (or POST /api/v1/flows/reload) reloads the flows; every serve and worker process
+    on the database moves to them within STEPLINE_CATALOGUE_CHECK_SECONDS (GET /healthz shows
+    each worker's catalogue version)."""
     from bot.catalogue import CatalogueError
     from bot.catalogue.loader import load_catalogue
     from bot.web.serving import run_gunicorn
@@ -49,7 +53,8 @@ def worker(once: bool, batch: int, threads: int, tick: float) -> None:
     key) and abandon timed-out flows.
 
     Safe to run several at once (on PostgreSQL they share the work with SKIP LOCKED); never
-    run it inside the web processes. Sends are paced at LINE's rate limits per endpoint;
+    run it inside the web processes. It runs the flows last reloaded in any process (checked
+    every STEPLINE_CATALOGUE_CHECK_SECONDS); SIGHUP reloads them here and everywhere. Sends are paced at LINE's rate limits per endpoint;
     each worker paces its own, so with several workers give each its share in
     STEPLINE_RATE_LIMITS (e.g. two workers: multicast=100,push=1000)."""
 

@@ -1,7 +1,7 @@
 """What a LINE webhook event does to one friend: the follow and block bookkeeping on the
 friend's row, then the dispatcher (a follow, a block, a typed text, a postback).
 
-The service (`bot.services.webhook_events`) stores the event, locks the friend and ends the
+The service (`bot.services.inbox`) stores the event, locks the friend and ends the
 turn; this decides. Tests drive the engine with the same function and plain event dicts."""
 
 from __future__ import annotations

@@ -176,11 +176,22 @@ def run_worker(
             deliver(worker, console)
             return
 
+        # The worker runs the newest catalogue version, as every web process does: each
+        # tick that reads the catalogue first looks (at most every check_seconds).
+        catalogues = runtime.catalogues
+        catalogues.join("worker")
+
         def steps() -> None:
+            catalogues.follow()
             run_steps_on_time(scheduler, runtime, worker.pool)
 
         def broadcasts() -> None:
+            catalogues.follow()
             run_broadcasts_on_time(scheduler, runtime, worker)
+
+        def timeouts() -> None:
+            catalogues.follow()
+            sweep(runtime)
 
         scheduler = build_scheduler(
             [
@@ -188,14 +199,18 @@ def run_worker(
                 ("events", events.sweep, tick_seconds),
                 ("steps", steps, tick_seconds),
                 ("broadcasts", broadcasts, tick_seconds),
-                ("timeouts", lambda: sweep(runtime), sweep_seconds),
+                ("timeouts", timeouts, sweep_seconds),
             ]
         )
 
         def stop(_signum: int, _frame: Any) -> None:
             scheduler.shutdown(wait=False)
 
+        def reload(_signum: int, _frame: Any) -> None:
+            catalogues.reload_soon("via SIGHUP")
+
         signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGHUP, reload)
         log.info(
             "worker %s started (ticks: deliver %.1fs, timeouts %.0fs)",
             runtime.sender.owner[:8],

@@ -151,7 +151,7 @@ def audiences() -> Any:
 
 @blueprint.post("/flows/reload")
 def reload_flows() -> Any:
-    result = runtime().catalogues.reload()
+    result = runtime().catalogues.reload(how="via API")
     if not result.ok:
         return jsonify(
             {
@@ -161,7 +161,16 @@ def reload_flows() -> Any:
             }
         ), 422
     assert result.catalogue is not None
-    return jsonify({"ok": True, "flows": sorted(result.catalogue.flows)})
+    # Every other serve and worker process moves to this version within
+    # STEPLINE_CATALOGUE_CHECK_SECONDS (or says in /healthz why it cannot).
+    version = result.version.json() if result.version is not None else None
+    return jsonify(
+        {
+            "ok": True,
+            "flows": sorted(result.catalogue.flows),
+            "catalogue_version": version or {"id": None, "hash": result.catalogue.content_hash},
+        }
+    )
 
 
 __all__ = ["blueprint", "friend_json"]

@@ -27,8 +27,10 @@ def create_app(
     line: LineClient | None = None,
     catalogue: Catalogue | None = None,
     runtime: Runtime | None = None,
+    process: str = "serve",
 ) -> Flask:
-    """Build the bot. Tests pass their own settings, clock, database or catalogue."""
+    """Build the bot. Tests pass their own settings, clock, database or catalogue; `process`
+    names it in `catalogue_versions` (the demo's is "demo")."""
     settings = settings or Settings.from_env()
     configure_logging(settings)
     app = Flask("stepline")
@@ -38,12 +40,20 @@ def create_app(
     # Webhook events are processed here, off the request (see bot.web.webhook); the sweep
     # thread is started by whoever runs the app for real (`serve`, the demo), not by tests.
     app.extensions["stepline.events"] = EventPool(runtime)
+    # Every web process (each gunicorn worker) runs the newest catalogue version.
+    runtime.catalogues.join(process)
 
     app.register_blueprint(webhook.blueprint)
     app.register_blueprint(health.blueprint)
     app.register_blueprint(admin_api.blueprint)
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(links.blueprint)
+
+    @app.before_request
+    def follow_the_catalogue() -> None:
+        # One clock reading per request; a look at the newest version every
+        # STEPLINE_CATALOGUE_CHECK_SECONDS; a reload off the request's thread.
+        runtime.catalogues.follow(wait=False)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Any:

@@ -1,7 +1,9 @@
-"""`GET /healthz`: 200 when the database answers and a catalogue is loaded, else 503."""
+"""`GET /healthz`: 200 when the database answers and a catalogue is loaded, else 503; which
+process answered and which catalogue version it runs."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify
@@ -21,5 +23,8 @@ def healthz() -> Any:
         "database": "up" if database_up else "down",
         "catalogue": "loaded" if catalogue_loaded else "none (see catalogue_problems)",
         "catalogue_problems": problems,
+        # Each gunicorn worker answers for itself: the pid tells them apart.
+        "pid": os.getpid(),
+        "catalogue_version": runtime.catalogues.status() if database_up else None,
     }
     return jsonify(body), 200 if ok else 503

@@ -26,7 +26,7 @@ def _post_worker_init(worker: Any) -> None:
     app.extensions["stepline.events"].start_sweeping()
 
     def reload(_signum: int, _frame: Any) -> None:
-        app.extensions["stepline"].catalogues.reload()
+        app.extensions["stepline"].catalogues.reload_soon("via SIGHUP")
 
     signal.signal(signal.SIGHUP, reload)
 

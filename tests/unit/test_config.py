@@ -1,5 +1,5 @@
 """Settings from the environment: `STEPLINE_RATE_LIMITS` and the tracked-link settings parsed,
-bad values refused clearly."""
+bad values refused clearly, the catalogue check interval."""
 
 from __future__ import annotations
 
@@ -80,3 +80,10 @@ def test_link_window_is_written_as_catalogue_durations(raw: str) -> None:
 def test_bad_link_settings_are_refused(name: str, raw: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"{name}: {message}")):
         settings(**{name: raw})
+
+
+def test_the_catalogue_check_interval_is_read_and_must_be_positive() -> None:
+    assert settings().catalogue_check_seconds == 1.0
+    assert settings(STEPLINE_CATALOGUE_CHECK_SECONDS="0.25").catalogue_check_seconds == 0.25
+    with pytest.raises(ConfigError, match="STEPLINE_CATALOGUE_CHECK_SECONDS: must be positive"):
+        settings(STEPLINE_CATALOGUE_CHECK_SECONDS="0")

@@ -3,6 +3,7 @@ and no secret in any log line."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -45,8 +47,24 @@ def wait_until(predicate, timeout: float = 20.0) -> None:  # type: ignore[no-unt
     raise AssertionError("condition not reached in time")
 
 
-@pytest.fixture
-def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, LineUser, Path, Path, int]]:
+@dataclass
+class Served:
+    """A `stepline serve` process against the emulator, on its own copy of the test flows."""
+
+    base: str
+    user: LineUser
+    flows: Path
+    log: Path
+    pid: int
+    env: dict[str, str]
+
+
+@contextlib.contextmanager
+def serve_process(
+    tmp_path: Path, database_url: str, *, workers: int = 1, **env_changes: str
+) -> Iterator[Served]:
+    """Start `stepline db upgrade` then `stepline serve` (gunicorn, `workers` workers) wired to
+    a LINE emulator with one user; stop both afterwards."""
     flows = tmp_path / "flows"
     shutil.copytree(TEST_FLOWS, flows)
     port = free_port()
@@ -70,6 +88,7 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, LineUser, P
         STEPLINE_FLOWS=str(flows),
         STEPLINE_ADMIN_TOKEN=ADMIN,
         STEPLINE_LOG_LEVEL="DEBUG",
+        **env_changes,
     )
     upgrade = subprocess.run(
         [STEPLINE, "db", "upgrade"], env=env, capture_output=True, text=True, timeout=60
@@ -79,7 +98,7 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, LineUser, P
     log = tmp_path / "serve.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [STEPLINE, "serve", "--port", str(port), "--workers", "1", "--threads", "2"],
+            [STEPLINE, "serve", "--port", str(port), "--workers", str(workers), "--threads", "2"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -91,12 +110,13 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, LineUser, P
         user_id = requests.post(
             f"{emulator.url}/_emulator/users", json={"name": "花子"}, timeout=10
         ).json()["user_id"]
-        yield (
+        yield Served(
             base,
             LineUser(emulator.url, user_id, "花子", settle=settled_through(database_url)),
             flows,
             log,
             proc.pid,
+            env,
         )
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -105,6 +125,12 @@ def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, LineUser, P
         except subprocess.TimeoutExpired:
             proc.kill()
         emulator.stop()
+
+
+@pytest.fixture
+def served(tmp_path: Path, database_url: str) -> Iterator[tuple[str, LineUser, Path, Path, int]]:
+    with serve_process(tmp_path, database_url) as s:
+        yield s.base, s.user, s.flows, s.log, s.pid
 
 
 @pytest.mark.slow

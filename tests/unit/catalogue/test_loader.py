@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
 from bot.catalogue import Catalogue, CatalogueError, FlowSource
-from bot.catalogue.loader import load_catalogue, parse_flow_document, yaml_files
+from bot.catalogue.loader import folder_hash, load_catalogue, parse_flow_document, yaml_files
 from bot.catalogue.models import FlowDoc
 from tests.unit.catalogue.conftest import EXAMPLE, Write
 
@@ -85,6 +86,30 @@ def test_a_flow_source_changes_with_its_own_text_only(write: Write, flows: Path)
     assert load_catalogue(flows).flow_hash("f") == before
     write("a.yaml", "tags: [x, y]\n---\nflow: f\nsteps:\n  - {ask: a, text: hello}\n")
     assert load_catalogue(flows).flow_hash("f") != before
+
+
+def test_a_catalogue_is_named_by_the_hash_of_its_files(
+    write: Write, flows: Path, tmp_path: Path
+) -> None:
+    write("a.yaml", "tags: [a]\n")
+    write("sub/b.yaml", "tags: [b]\n")
+    catalogue = load_catalogue(flows)
+    assert len(catalogue.content_hash) == 64
+    assert folder_hash(flows) == catalogue.content_hash  # the cheap look: bytes, no parsing
+    elsewhere = tmp_path / "another host" / "flows"
+    shutil.copytree(flows, elsewhere)
+    assert load_catalogue(elsewhere).content_hash == catalogue.content_hash
+
+    write(".hidden/notes.yaml", "not: [read")
+    write("README.txt", "not read either")
+    assert folder_hash(flows) == catalogue.content_hash
+    write("a.yaml", "tags: [a] \n")  # one byte
+    assert folder_hash(flows) != catalogue.content_hash
+    write("a.yaml", "tags: [a]\n")
+    (flows / "sub" / "b.yaml").rename(flows / "sub" / "c.yaml")  # same bytes, another name
+    assert folder_hash(flows) != catalogue.content_hash
+    (flows / "sub" / "c.yaml").rename(flows / "sub" / "b.yaml")
+    assert load_catalogue(flows).content_hash == catalogue.content_hash
 
 
 # ---------------------------------------------------------------------------- files and merging
