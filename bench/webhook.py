@@ -700,7 +700,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--event-threads",
         type=int,
-        default=4,
+        default=32,
         help="STEPLINE_EVENT_THREADS: the event pool's threads per process",
     )
     parser.add_argument(
