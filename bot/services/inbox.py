@@ -18,11 +18,11 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, func, or_, select, update
+from sqlalchemy import Table, and_, func, literal_column, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 HANDLED_TYPES = ("follow", "unfollow", "message", "postback")
 CREATING_TYPES = ("follow", "message", "postback")  # a first message makes a friend too
+# The status written into the SQL text, not bound: only then can SQLite's planner (and a
+# generic PostgreSQL plan) see that the queue's partial indexes (WHERE status = '…') apply;
+# with a bound parameter a friend's next event was a scan of the whole table.
+WAITING = WebhookEvent.status == literal_column(f"'{WebhookEventStatus.RECEIVED.value}'")
+PARKED = WebhookEvent.status == literal_column(f"'{WebhookEventStatus.FAILED.value}'")
 BACKOFF_BASE = timedelta(seconds=2)
 BACKOFF_CAP = timedelta(minutes=5)
 
@@ -128,7 +133,7 @@ def _retake_failed(
         update(WebhookEvent)
         .where(
             WebhookEvent.webhook_event_id.in_(event_ids),
-            WebhookEvent.status == WebhookEventStatus.FAILED,
+            PARKED,
             WebhookEvent.line_user_id.is_not(None),
         )
         .values(
@@ -161,40 +166,52 @@ class Progress:
 def process_friend(runtime: Runtime, line_user_id: str, owner: str) -> Progress:
     """Apply the friend's waiting events, earliest first, until none is left for `owner`."""
     progress = Progress()
+    profiles: dict[int, str | None] = {}  # a follow's display name, fetched outside the lock
     while True:
-        peeked = _next_event(runtime, line_user_id)
-        if peeked is None:
-            return progress
-        profile = _profile_name(runtime, peeked)
         try:
-            outcome, rows = _apply_next(runtime, line_user_id, owner, peeked, profile)
-        except Exception as exc:
-            log.exception("webhook event %s failed", peeked.webhook_event_id)
-            outcome, rows = _record_failure(runtime, peeked.id, owner, exc), []
-        if outcome == "handed back":
-            progress.handed_back = True
-            return progress
-        if outcome == "raced":
+            step = _apply_next(runtime, line_user_id, owner, profiles)
+        except _EventFailed as failed:
+            log.error("webhook event %s failed", failed.webhook_event_id, exc_info=failed.cause)
+            outcome = _record_failure(runtime, failed.row_id, failed.cause)
+            setattr(progress, outcome, getattr(progress, outcome) + 1)
             continue
-        setattr(progress, outcome, getattr(progress, outcome) + 1)
-        if rows:
-            runtime.sender.send_claimed(rows)
+        if step.outcome == "profile":
+            assert step.event is not None
+            profiles[step.event.id] = _profile_name(runtime, step.event)
+            continue
+        if step.outcome == "handed back":
+            progress.handed_back = True
+        elif step.outcome not in ("none", "raced"):
+            setattr(progress, step.outcome, getattr(progress, step.outcome) + 1)
+        if step.rows:
+            runtime.sender.send_claimed(step.rows)
+        if not step.more:
+            return progress
 
 
-def _next_event(runtime: Runtime, line_user_id: str) -> WebhookEvent | None:
-    with runtime.db.read() as session:
-        return _earliest(session, line_user_id, runtime.clock.now())
+@dataclass
+class _Step:
+    """One pass of `process_friend`: what happened, what to send, whether more waits."""
+
+    outcome: str  # done | ignored | none | profile | handed back | raced
+    rows: list[OutboxMessage] = field(default_factory=list)
+    more: bool = False
+    event: WebhookEvent | None = None
+
+
+class _EventFailed(Exception):
+    """Applying an event raised: its transaction rolled back; the cause is recorded."""
+
+    def __init__(self, event: WebhookEvent, cause: BaseException) -> None:
+        super().__init__(event.webhook_event_id)
+        self.row_id, self.webhook_event_id, self.cause = event.id, event.webhook_event_id, cause
 
 
 def _earliest(session: Session, line_user_id: str, now: datetime) -> WebhookEvent | None:
     """The friend's earliest event waiting and due, in LINE's order (the partial index)."""
     return session.scalars(
         select(WebhookEvent)
-        .where(
-            WebhookEvent.status == WebhookEventStatus.RECEIVED,
-            WebhookEvent.line_user_id == line_user_id,
-            WebhookEvent.due_at <= now,
-        )
+        .where(WAITING, WebhookEvent.line_user_id == line_user_id, WebhookEvent.due_at <= now)
         .order_by(WebhookEvent.line_timestamp, WebhookEvent.id)
         .limit(1)
     ).first()
@@ -202,7 +219,7 @@ def _earliest(session: Session, line_user_id: str, now: datetime) -> WebhookEven
 
 def _profile_name(runtime: Runtime, event: WebhookEvent) -> str | None:
     """A new friend's display name, fetched before the transaction (no network under a lock)."""
-    if event.type != "follow" or event.line_user_id is None:
+    if event.line_user_id is None:
         return None
     try:
         profile = runtime.line.get_profile(event.line_user_id)
@@ -213,50 +230,62 @@ def _profile_name(runtime: Runtime, event: WebhookEvent) -> str | None:
 
 
 def _apply_next(
-    runtime: Runtime,
-    line_user_id: str,
-    owner: str,
-    peeked: WebhookEvent,
-    profile_name: str | None,
-) -> tuple[str, list[OutboxMessage]]:
-    """One event in one transaction, under the friend's lock; the outcome and the rows to
-    send after the commit."""
+    runtime: Runtime, line_user_id: str, owner: str, profiles: dict[int, str | None]
+) -> _Step:
+    """The friend's earliest waiting event in one transaction, under the friend's lock."""
     now = runtime.clock.now()
     catalogue = runtime.catalogue
     tag_ids = runtime.tag_ids.fork()
     with runtime.db.write() as session:
-        friend = lock_friend(session, line_user_id, now, create=peeked.type in CREATING_TYPES)
+        # Lock first (the friend's events are then this transaction's alone), create after:
+        # only the kinds that make a friend do (an unfollow of a stranger does not).
+        friend = lock_friend(session, line_user_id, now, create=False)
         event = _earliest(session, line_user_id, now)
-        if event is None or event.id != peeked.id:
-            return "raced", []  # another process applied it meanwhile; look again
+        if event is None:
+            return _Step("none")
         if event.owner not in (None, owner) and event.lease_until and event.lease_until > now:
             _hand_back(session, line_user_id, owner)
-            return "handed back", []
-        status = WebhookEventStatus.IGNORED
-        rows: list[OutboxMessage] = []
-        if friend is not None:
-            payload = event.payload
-            late = _late(runtime, event, now)
-            turn = runtime.new_turn(
-                session,
-                friend,
-                catalogue,
-                now,
-                tag_ids,
-                f"webhook:{event.webhook_event_id}",
-                reply_token=None if late else event.payload.get("replyToken") or None,
-            )
-            status = apply_event(runtime.dispatcher, turn, payload, profile_name=profile_name)
-            if late and turn.outgoing:
-                _late_reply(runtime, turn, now)
-            rows = finish_turns(runtime, session, [turn], now=now)
-        event.status = status
-        event.processed_at = now
-        event.owner = event.lease_until = event.due_at = None
-        if status == WebhookEventStatus.IGNORED and event.error is None:
-            event.error = "nothing to do for this event"
+            return _Step("handed back")
+        if event.type == "follow" and event.id not in profiles:
+            return _Step("profile", event=event)  # fetched outside, then back here
+        if friend is None and event.type in CREATING_TYPES:
+            friend = lock_friend(session, line_user_id, now, create=True)
+            # A new friend's row was not there to lock while the event was read: another
+            # process may have applied it meanwhile. Now locked, look again.
+            again = _earliest(session, line_user_id, now)
+            if again is None or again.id != event.id:
+                return _Step("raced", more=True)
+        try:
+            status = WebhookEventStatus.IGNORED
+            rows: list[OutboxMessage] = []
+            if friend is not None:
+                late = _late(runtime, event, now)
+                turn = runtime.new_turn(
+                    session,
+                    friend,
+                    catalogue,
+                    now,
+                    tag_ids,
+                    f"webhook:{event.webhook_event_id}",
+                    reply_token=None if late else event.payload.get("replyToken") or None,
+                )
+                status = apply_event(
+                    runtime.dispatcher, turn, event.payload, profile_name=profiles.get(event.id)
+                )
+                if late and turn.outgoing:
+                    _late_reply(runtime, turn, now)
+                rows = finish_turns(runtime, session, [turn], now=now)
+            event.status = status
+            event.processed_at = now
+            event.owner = event.lease_until = event.due_at = None
+            if status == WebhookEventStatus.IGNORED and event.error is None:
+                event.error = "nothing to do for this event"
+            session.flush()
+            more = _earliest(session, line_user_id, now) is not None
+        except Exception as exc:
+            raise _EventFailed(event, exc) from exc
     tag_ids.committed()
-    return ("done" if status == WebhookEventStatus.DONE else "ignored"), rows
+    return _Step("done" if status == WebhookEventStatus.DONE else "ignored", rows, more)
 
 
 def _late(runtime: Runtime, event: WebhookEvent, now: datetime) -> bool:
@@ -292,7 +321,7 @@ def _hand_back(session: Session, line_user_id: str, owner: str) -> None:
     session.execute(
         update(WebhookEvent)
         .where(
-            WebhookEvent.status == WebhookEventStatus.RECEIVED,
+            WAITING,
             WebhookEvent.line_user_id == line_user_id,
             WebhookEvent.owner == owner,
         )
@@ -300,7 +329,7 @@ def _hand_back(session: Session, line_user_id: str, owner: str) -> None:
     )
 
 
-def _record_failure(runtime: Runtime, row_id: int, owner: str, exc: BaseException) -> str:
+def _record_failure(runtime: Runtime, row_id: int, exc: BaseException) -> str:
     """After a failed attempt: due again after a backoff, or parked as `failed` after the
     last attempt. Its own transaction: the failed one rolled back."""
     now = runtime.clock.now()
@@ -343,7 +372,7 @@ def claim_waiting(runtime: Runtime, owner: str, limit: int = 500) -> list[str]:
         session.execute(
             update(WebhookEvent)
             .where(
-                WebhookEvent.status == WebhookEventStatus.RECEIVED,
+                WAITING,
                 WebhookEvent.due_at <= now,
                 WebhookEvent.lease_until < now,
                 WebhookEvent.attempts >= runtime.settings.event_attempts,
@@ -361,7 +390,7 @@ def claim_waiting(runtime: Runtime, owner: str, limit: int = 500) -> list[str]:
         due = (
             select(WebhookEvent.id, WebhookEvent.line_user_id)
             .where(
-                WebhookEvent.status == WebhookEventStatus.RECEIVED,
+                WAITING,
                 WebhookEvent.due_at <= now,
                 or_(WebhookEvent.owner.is_(None), WebhookEvent.lease_until < now),
             )
@@ -383,11 +412,7 @@ def claim_waiting(runtime: Runtime, owner: str, limit: int = 500) -> list[str]:
 
 def next_waiting_due(runtime: Runtime) -> datetime | None:
     with runtime.db.read() as session:
-        return session.scalar(
-            select(func.min(WebhookEvent.due_at)).where(
-                WebhookEvent.status == WebhookEventStatus.RECEIVED
-            )
-        )
+        return session.scalar(select(func.min(WebhookEvent.due_at)).where(WAITING))
 
 
 # ---------------------------------------------------------------------- operators
@@ -398,10 +423,7 @@ def failed_events(runtime: Runtime, limit: int = 100) -> list[WebhookEvent]:
     with runtime.db.read() as session:
         return list(
             session.scalars(
-                select(WebhookEvent)
-                .where(WebhookEvent.status == WebhookEventStatus.FAILED)
-                .order_by(WebhookEvent.id)
-                .limit(limit)
+                select(WebhookEvent).where(PARKED).order_by(WebhookEvent.id).limit(limit)
             )
         )
 
@@ -410,7 +432,7 @@ def retry_failed(runtime: Runtime, ids: Sequence[int] | None) -> int:
     """Put failed events back in the queue (all of them when `ids` is None): due now, with
     a fresh set of attempts; any serve or worker process takes them."""
     now = runtime.clock.now()
-    condition = WebhookEvent.status == WebhookEventStatus.FAILED
+    condition = PARKED
     if ids is not None:
         condition = and_(condition, WebhookEvent.id.in_(list(ids)))
     with runtime.db.write() as session:
@@ -437,11 +459,9 @@ def queue_figures(runtime: Runtime) -> dict[str, float]:
     with runtime.db.read() as session:
         waiting, oldest = session.execute(
             select(func.count(), func.min(WebhookEvent.due_at)).where(
-                WebhookEvent.status == WebhookEventStatus.RECEIVED, WebhookEvent.due_at <= now
+                WAITING, WebhookEvent.due_at <= now
             )
         ).one()
-        failed = session.scalar(
-            select(func.count()).where(WebhookEvent.status == WebhookEventStatus.FAILED)
-        )
+        failed = session.scalar(select(func.count()).where(PARKED))
     lag = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
     return {"waiting": float(waiting or 0), "failed": float(failed or 0), "lag_seconds": lag}
