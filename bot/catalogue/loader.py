@@ -3,7 +3,9 @@
 Every file (`*.yaml`, `*.yml`, recursively, in sorted order) may hold several `---` documents;
 a document's first key names its kind. Each document is validated by its pydantic model, the
 documents are merged, and lint runs over the whole. Every problem, of any file, is collected
-with its `file:line:col`; a catalogue is returned only when there is none.
+with its `file:line:col`; a catalogue is returned only when there is none. A file over 1 MB,
+YAML nested over 100 levels and aliases expanding a document beyond 200,000 values are
+problems too, found before they cost time or memory (`yaml_bounds`).
 
 One run reports every problem it can: a YAML syntax error costs only its own document (the
 file is read again from the next `---`); a document that fails its model is linted without the
@@ -14,6 +16,7 @@ unknown where it is used (`broken`).
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +50,14 @@ from bot.catalogue.models import (
 )
 from bot.catalogue.salvage import salvage
 from bot.catalogue.source import Document, Locator, key_mark, mark_of, place, plain
+from bot.catalogue.yaml_bounds import (
+    MAX_DEPTH,
+    MAX_FILE_BYTES,
+    BoundedComposer,
+    BoundedScanner,
+    bounds_problem,
+    file_too_large,
+)
 
 YAML_SUFFIXES = (".yaml", ".yml")
 # Document kinds the YAML contract names but later issues will build.
@@ -105,11 +116,17 @@ def folder_hash(folder: Path) -> str:
 
 
 def read_bytes(path: Path, file: str) -> tuple[bytes | None, list[Problem]]:
-    """The file's bytes, or the reason it cannot be read."""
+    """The file's bytes, or the reason it cannot be read (or is too large to)."""
     try:
-        return path.read_bytes(), []
+        with path.open("rb") as stream:
+            # Never more than the limit and one byte, whatever size the file says it is.
+            data = stream.read(MAX_FILE_BYTES + 1)
+            too_large = file_too_large(max(len(data), os.fstat(stream.fileno()).st_size))
     except OSError as exc:
         return None, [Problem(file, 1, 1, f"cannot read the file: {exc.strerror or exc}")]
+    if too_large:
+        return None, [Problem(file, 1, 1, too_large)]
+    return data, []
 
 
 def read_text(path: Path, file: str) -> tuple[str | None, list[Problem]]:
@@ -183,6 +200,9 @@ def _is_content(line: str) -> bool:
 def _yaml() -> YAML:
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
+    yaml.Scanner = BoundedScanner  # `[[[[…` beyond MAX_DEPTH: refused as it is read
+    yaml.Composer = BoundedComposer  # aliases expanding beyond a budget: refused
+    yaml.max_depth = MAX_DEPTH
     return yaml
 
 
@@ -194,7 +214,8 @@ def yaml_problem(exc: YAMLError, file: str) -> Problem:
         context = (exc.context or "").strip()
         line = mark.line + 1 if mark is not None else 1
         col = mark.column + 1 if mark is not None else 1
-        return Problem(file, line, col, _syntax_message(exc, problem, context))
+        message = bounds_problem(exc) or _syntax_message(exc, problem, context)
+        return Problem(file, line, col, message)
     return Problem(file, 1, 1, f"YAML syntax error: {exc}")
 
 

@@ -21,12 +21,22 @@ from bot.catalogue.models import (
     StickerMessageDef,
     TextMessageDef,
 )
+from bot.catalogue.templates import contains_template
 from bot.line.limits import (
+    MAX_ACTION_TEXT,
     MAX_ALT_TEXT,
+    MAX_BUTTONS_TEXT,
+    MAX_CAROUSEL_TEXT,
+    MAX_CONFIRM_TEXT,
+    MAX_DECORATED_TEXT,
+    MAX_FLEX_ALT_TEXT,
+    MAX_IMAGE_URL,
     MAX_LABEL,
     MAX_POSTBACK_DATA,
     MAX_QUICK_REPLIES,
+    MAX_TEMPLATE_TITLE,
     MAX_TEXT_UTF16,
+    MAX_URI,
     truncate_utf16,
     utf16_len,
 )
@@ -141,28 +151,85 @@ def _template(alt_text: str, template: dict[str, Any], render: Render) -> dict[s
 def limit_problems(api_json: dict[str, Any]) -> list[str]:
     """LINE's limits that its schema does not express; empty when the message is fine."""
     problems: list[str] = []
-    if api_json.get("type") == "text" and utf16_len(api_json["text"]) > MAX_TEXT_UTF16:
-        problems.append(
-            f"text is {utf16_len(api_json['text'])} UTF-16 units; LINE allows {MAX_TEXT_UTF16}"
-        )
+    kind = api_json.get("type")
+    if kind == "text":
+        _longer(problems, "text", api_json.get("text"), MAX_TEXT_UTF16)
+    if kind == "flex":
+        _longer(problems, "altText", api_json.get("altText"), MAX_FLEX_ALT_TEXT)
+    if kind == "image":
+        for key in ("originalContentUrl", "previewImageUrl"):
+            _image_url(problems, key, api_json.get(key))
+    template = api_json.get("template", {})
+    _template_limits(problems, template)
     items = api_json.get("quickReply", {}).get("items", [])
     if len(items) > MAX_QUICK_REPLIES:
         problems.append(f"{len(items)} quick replies; LINE allows {MAX_QUICK_REPLIES}")
     actions = [item["action"] for item in items]
-    template = api_json.get("template", {})
     actions += template.get("actions", [])
     for column in template.get("columns", []):
         actions += column.get("actions", [])
     for action in actions:
-        label = action.get("label", "")
-        if len(label) > MAX_LABEL:
-            problems.append(f"label {label!r} is {len(label)} characters; LINE allows {MAX_LABEL}")
-        data = action.get("data")
-        if data is not None and len(data) > MAX_POSTBACK_DATA:
-            problems.append(
-                f"postback data is {len(data)} characters; LINE allows {MAX_POSTBACK_DATA}"
-            )
+        _action_limits(problems, action)
     return problems
+
+
+def _longer(problems: list[str], what: str, text: Any, limit: int) -> None:
+    """`what` is longer than LINE allows (counted as LINE counts: UTF-16 units)."""
+    if isinstance(text, str) and utf16_len(text) > limit:
+        problems.append(f"{what} is {utf16_len(text)} UTF-16 units; LINE allows {limit}")
+
+
+def _image_url(problems: list[str], what: str, url: Any) -> None:
+    if not isinstance(url, str):
+        return
+    _longer(problems, what, url, MAX_IMAGE_URL)
+    if not contains_template(url) and not url.startswith("https://"):
+        problems.append(f"{what} {url[:60]!r} is not an https:// URL; LINE takes only HTTPS")
+
+
+def _template_limits(problems: list[str], template: dict[str, Any]) -> None:
+    """Buttons, confirm and carousel texts (shorter under a title or an image), titles."""
+    kind = template.get("type")
+    if kind == "buttons":
+        decorated = bool(template.get("title") or template.get("thumbnailImageUrl"))
+        limit = MAX_DECORATED_TEXT if decorated else MAX_BUTTONS_TEXT
+        _longer(
+            problems,
+            "buttons text" + " (with a title or image)" * decorated,
+            template.get("text"),
+            limit,
+        )
+        _longer(problems, "buttons title", template.get("title"), MAX_TEMPLATE_TITLE)
+        _image_url(problems, "buttons image", template.get("thumbnailImageUrl"))
+    elif kind == "confirm":
+        _longer(problems, "confirm text", template.get("text"), MAX_CONFIRM_TEXT)
+    elif kind == "carousel":
+        for index, column in enumerate(template.get("columns", [])):
+            decorated = bool(column.get("title") or column.get("thumbnailImageUrl"))
+            limit = MAX_DECORATED_TEXT if decorated else MAX_CAROUSEL_TEXT
+            what = f"carousel column {index + 1}"
+            _longer(
+                problems,
+                f"{what} text" + " (with a title or image)" * decorated,
+                column.get("text"),
+                limit,
+            )
+            _longer(problems, f"{what} title", column.get("title"), MAX_TEMPLATE_TITLE)
+            _image_url(problems, f"{what} image", column.get("thumbnailImageUrl"))
+
+
+def _action_limits(problems: list[str], action: dict[str, Any]) -> None:
+    label = action.get("label", "")
+    if len(label) > MAX_LABEL:
+        problems.append(f"label {label!r} is {len(label)} characters; LINE allows {MAX_LABEL}")
+    data = action.get("data")
+    if data is not None and len(data) > MAX_POSTBACK_DATA:
+        problems.append(f"postback data is {len(data)} characters; LINE allows {MAX_POSTBACK_DATA}")
+    _longer(problems, f"the text of action {label!r}", action.get("text"), MAX_ACTION_TEXT)
+    _longer(
+        problems, f"the displayText of action {label!r}", action.get("displayText"), MAX_ACTION_TEXT
+    )
+    _longer(problems, f"the uri of action {label!r}", action.get("uri"), MAX_URI)
 
 
 class InvalidMessage(ValueError):

@@ -7,6 +7,7 @@ the shape of one document; cross-document checks (unknown tags, unreachable step
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, Union
@@ -38,7 +39,23 @@ from bot.line.limits import (
 NAME_PATTERN = r"^[^\s:|/]{1,100}$"  # ids of flows, steps, fields, links: no spaces or separators
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 TagName = Annotated[str, Field(min_length=1, max_length=100)]
-Scalar = Union[str, int, float, bool, None]  # noqa: UP007 (kept as typing.Union on purpose)
+# The largest integer an integer field holds: exact as a double (how `field_values` stores
+# numbers for segments) and in every JSON reader.
+MAX_INTEGER = 2**53 - 1
+
+
+def _finite(value: Any) -> Any:
+    """A number that is one: not NaN or infinite (the base model refuses those floats), and
+    an integer within a double's range (Python's int has none; SQL and JSON have)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+        raise ValueError(f"the number {str(value)[:20]}… ({len(str(value))} digits) is too large")
+    return value
+
+
+Scalar = Annotated[
+    Union[str, int, float, bool, None],  # noqa: UP007 (kept as typing.Union on purpose)
+    AfterValidator(_finite),
+]
 CLOCK_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"  # "HH:MM", 24-hour, account time zone
 _CLOCK = re.compile(CLOCK_PATTERN)
 
@@ -57,9 +74,12 @@ ClockTime = Annotated[
 
 
 class Model(BaseModel):
-    """Strict base: unknown keys are errors (a typo must not be silently ignored)."""
+    """Strict base: unknown keys are errors (a typo must not be silently ignored), and so is a
+    number that is not one (NaN, Infinity: YAML's `.nan`, Python's JSON `NaN`)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, allow_inf_nan=False
+    )
 
 
 def _first_key(keys: tuple[str, ...]) -> Any:

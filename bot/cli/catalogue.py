@@ -74,11 +74,13 @@ def check_command(flows: Path | None) -> None:
     printed too and do not fail the check.
 
     \b
-    Checked: YAML syntax, every key and value against the language, unknown
-    tags/fields/flows/steps/links, values that do not fit their field, unreachable steps,
-    missing `next`/`goto` targets, LINE's limits (13 quick replies, 20-character labels,
-    300-character postback data, 5000 UTF-16 units of text, 5 messages per reply), message
-    objects, templates, keyword regexes RE2 cannot run (backreferences, lookaround), and
+    Checked: YAML syntax, files over 1 MB, nesting over 100 levels and aliases that expand a
+    document beyond 200,000 values (refused before they are expanded), every key and value
+    against the language, unknown tags/fields/flows/steps/links, values that do not fit their
+    field, unreachable steps, missing `next`/`goto` targets, LINE's limits (13 quick replies,
+    20-character labels, 300-character postback data, 5000 UTF-16 units of text, template
+    message texts, HTTPS images, 5 messages per reply), message objects, templates, keyword
+    regexes RE2 cannot run (backreferences, lookaround), and
     keywords or postbacks that collide.
     """
     from bot.catalogue.loader import check_folder

@@ -114,7 +114,7 @@ def broadcast_send(
 
     Example: stepline broadcast send --segment '{"tag": "女性"}' --text 冬のご案内 --dry-run"""
 
-    from bot.services.broadcasts import create_broadcast, create_from_catalogue
+    from bot.services.broadcasts import create_from_catalogue, plan_broadcast
     from bot.services.errors import ServiceError
 
     if (name is None) == (segment is None):
@@ -126,13 +126,13 @@ def broadcast_send(
                 raise click.UsageError(
                     "NAME sends the document as written: no --text/--messages/--at"
                 )
-            row = create_from_catalogue(runtime, name, dry_run=dry_run)
+            planned = create_from_catalogue(runtime, name, dry_run=dry_run)
         else:
             messages: list[Any] = [{"text": t} for t in texts]
             if messages_json:
                 extra = json_option(messages_json, "messages")
                 messages += extra if isinstance(extra, list) else [extra]
-            row = create_broadcast(
+            planned = plan_broadcast(
                 runtime,
                 segment=json_option(segment or "", "segment"),
                 messages=messages,
@@ -143,7 +143,10 @@ def broadcast_send(
         runtime.close()
         fail(exc.message, exc.details)
     console = make_console()
+    row = planned.row
     console.print(f"broadcast {row.id}: {row.status}, send at {row.send_at.isoformat()}")
+    for warning in planned.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     if send_at is None and not no_wait:
         _send_now(runtime, row.id, console)
     runtime.close()

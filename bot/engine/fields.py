@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.catalogue.models import FieldDef
+from bot.catalogue.models import MAX_INTEGER, FieldDef
 from bot.catalogue.text import normalise
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -114,7 +115,14 @@ def _coerce(definition: FieldDef, value: Any, tz: ZoneInfo) -> Any:
             raise InvalidValue("expected a number")
         if isinstance(value, str):
             value = parse_input(kind, value, tz)
-        if not isinstance(value, int | float) or not math.isfinite(value):
+        if not isinstance(value, int | float):
+            raise InvalidValue("expected a finite number")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidValue("expected a finite number")
+        if kind == "integer" and abs(value) > MAX_INTEGER:
+            # Stored as a double for segments: beyond 2**53 it would not be the same integer.
+            raise InvalidValue(f"must be between -{MAX_INTEGER} and {MAX_INTEGER}")
+        if kind == "number" and abs(value) > sys.float_info.max:  # an int beyond a double
             raise InvalidValue("expected a finite number")
         number: int | float = int(value) if kind == "integer" else float(value)
         if kind == "integer" and number != value:

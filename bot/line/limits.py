@@ -13,7 +13,17 @@ MAX_QUICK_REPLIES = 13
 MAX_LABEL = 20
 MAX_POSTBACK_DATA = 300
 MAX_TEXT_UTF16 = 5000
-MAX_ALT_TEXT = 400
+MAX_ALT_TEXT = 400  # what stepline cuts a template message's altText to
+MAX_FLEX_ALT_TEXT = 1500  # LINE's limit for a flex message's altText
+# Template messages (buttons, confirm, carousel): a text is shorter under a title or image.
+MAX_BUTTONS_TEXT = 160
+MAX_CONFIRM_TEXT = 240
+MAX_CAROUSEL_TEXT = 120
+MAX_DECORATED_TEXT = 60  # buttons or carousel text with a title or an image
+MAX_TEMPLATE_TITLE = 40
+MAX_ACTION_TEXT = 300  # a message action's text, a postback's displayText
+MAX_URI = 1000  # a URI action's uri
+MAX_IMAGE_URL = 2000  # image and thumbnail URLs (HTTPS only)
 
 LINE_USER_ID = re.compile(r"^U[0-9a-f]{32}$")  # a user id as LINE issues them
 

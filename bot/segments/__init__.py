@@ -2,7 +2,9 @@
 what `bot.engine.conditions` means for one friend.
 
 - `resolving`: a condition or a segment's name → a Condition, named segments expanded
-  (`SegmentError` for what is not one);
+  (`SegmentError` for what is not one, or is beyond the bounds of `bounds`);
+- `bounds`: how large a segment may be (nesting, conditions, `in` values), and why;
+- `names`: what a segment names that does not exist (`unknown_names`);
 - `compile`: `segment_clause`, one SQL boolean over `friends`, and the tables it reads;
 - `values`: how a stored value compares (field rows by their stored type, answers as JSON);
 - `dialects`: what SQLite and PostgreSQL spell differently (and JIT off on PostgreSQL);
@@ -15,7 +17,8 @@ May import the engine (its field types and values), the catalogue and storage; t
 uses as `segments.…`.
 """
 
+from bot.segments.names import unknown_names
 from bot.segments.queries import count_matching, sample_matching
 from bot.segments.resolving import SegmentError, resolve
 
-__all__ = ["SegmentError", "count_matching", "resolve", "sample_matching"]
+__all__ = ["SegmentError", "count_matching", "resolve", "sample_matching", "unknown_names"]

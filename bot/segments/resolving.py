@@ -1,6 +1,7 @@
 """A condition from what the user wrote: a model, its YAML/JSON form, or the name of a segment
 the catalogue defines (`resolve`); named segments expanded to their leaves (`expanded`), a
-segment unknown or referring to itself being a `SegmentError`.
+segment unknown or referring to itself, or beyond the bounds of `bot.segments.bounds`, being a
+`SegmentError`.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bot.catalogue.models import (
     TagCondition,
     leaves,
 )
+from bot.segments.bounds import MAX_NESTING, raw_problem, size_problem
 
 CONDITION_TYPES = (
     TagCondition,
@@ -52,10 +54,14 @@ class SegmentError(ValueError):
 
 def resolve(condition_or_name: Any, catalogue: Any) -> Condition:
     """A condition from a model, its YAML/JSON form (a mapping or JSON text), or the name of
-    a segment the catalogue defines; SegmentError says what is wrong."""
+    a segment the catalogue defines, within the bounds of `bot.segments.bounds`; SegmentError
+    says what is wrong."""
     condition = _resolve(condition_or_name, catalogue, seen=())
-    for _ in expanded(condition, catalogue, ()):  # every {segment: …} inside is known, acyclic
-        pass
+    # Every {segment: …} inside is known and acyclic (`named` raises), and the whole, named
+    # segments expanded, is small enough to be one SQL statement.
+    problem = size_problem(condition, lambda name, seen: named(name, catalogue, seen))
+    if problem:
+        raise SegmentError(problem)
     return condition
 
 
@@ -82,6 +88,13 @@ def _resolve(value: Any, catalogue: Any, seen: tuple[str, ...]) -> Condition:
                 value = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise SegmentError(f"the segment is not valid JSON: {exc}") from exc
+            except RecursionError as exc:  # Python's parser recurses once per level
+                raise SegmentError(
+                    "the segment's JSON nests too deep to read; all/any/not may nest at most "
+                    f"{MAX_NESTING} levels"
+                ) from exc
+            except ValueError as exc:  # an integer of 4,300 digits or more
+                raise SegmentError(f"the segment is not JSON stepline reads: {exc}") from exc
         else:
             return named(text, catalogue, seen)
     if not isinstance(value, Mapping):
@@ -89,6 +102,9 @@ def _resolve(value: Any, catalogue: Any, seen: tuple[str, ...]) -> Condition:
             'a segment is a condition (a mapping such as {"tag": "X"}) '
             f"or the name of a segment, not {type(value).__name__}"
         )
+    problem = raw_problem(value)  # before pydantic, which would recurse as deep as it nests
+    if problem:
+        raise SegmentError(problem)
     try:
         return _ADAPTER.validate_python(dict(value))
     except ValidationError as exc:
@@ -122,6 +138,7 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for error in exc.errors()[:5]:
         where = ".".join(str(p) for p in error["loc"])
-        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+        message = error["msg"].removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
     more = exc.error_count() - len(parts)
     return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")

@@ -24,19 +24,26 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Table, func, insert, literal, or_, select, update
 
+from bot.catalogue import Catalogue
 from bot.catalogue.messages import InvalidMessage, build, limit_problems, to_api_json
-from bot.catalogue.models import BroadcastDoc, MessageDef
-from bot.catalogue.templates import contains_template
+from bot.catalogue.models import BroadcastDoc, Condition, MessageDef
+from bot.catalogue.templates import (
+    contains_template,
+    make_environment,
+    message_template_problems,
+)
 from bot.delivery.outbox import queue_multicast
 from bot.line.limits import MAX_MESSAGES_PER_REQUEST
 from bot.runtime import Runtime
-from bot.segments.queries import matching_ids_select, tag_ids_for
+from bot.segments.names import unknown_names
+from bot.segments.queries import matching_ids_select, sample_matching, tag_ids_for
 from bot.segments.resolving import SegmentError, resolve
 from bot.services.errors import Conflict, InvalidInput, NotFound
 from bot.services.turns import finish_turns
@@ -60,12 +67,23 @@ OPEN = (BroadcastStatus.SCHEDULED, BroadcastStatus.SENDING)
 QUEUERS = 2
 MAX_BATCHES_IN_FLIGHT = 3  # written but not yet answered by LINE
 _MESSAGES = TypeAdapter(list[MessageDef])
+_TEMPLATES = make_environment(ZoneInfo("UTC"))  # compiling only: the zone plays no part
+MAX_ID = 2**63 - 1  # broadcast ids are BIGINT
+MAX_NAME = 100  # broadcasts.name
 
 SendRows = Callable[[list[OutboxMessage]], "list[Future[Any]]"]
 
 
 class BroadcastError(InvalidInput):
     """Bad input for a broadcast (unknown ones are `NotFound`, a finished one `Conflict`)."""
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A stored broadcast, and what its creator should know (it reaches nobody now)."""
+
+    row: Broadcast
+    warnings: list[str]
 
 
 @dataclass(frozen=True)
@@ -77,8 +95,9 @@ class Progress:
 # ------------------------------------------------------------------ creating
 
 
-def check_messages(messages: Any) -> list[MessageDef]:
-    """Message definitions as in YAML (`[{text: …}]`), 1–5 of them, each buildable."""
+def check_messages(messages: Any, catalogue: Catalogue) -> list[MessageDef]:
+    """Message definitions as in YAML (`[{text: …}]`), 1–5 of them, each buildable within
+    LINE's limits, each template compiling and naming only the catalogue's links."""
     if not isinstance(messages, list) or not messages:
         raise BroadcastError("'messages' must be a non-empty list of message objects")
     if len(messages) > MAX_MESSAGES_PER_REQUEST:
@@ -98,11 +117,19 @@ def check_messages(messages: Any) -> list[MessageDef]:
             raise BroadcastError(
                 f"messages.{index} is not a message LINE accepts", details=exc.problems
             ) from exc
-        # LINE's limits beyond its schema (5,000 UTF-16 units of text, 20-character labels,
-        # 300-character postback data): refused here, not at send time.
+        # LINE's limits beyond its schema (5,000 UTF-16 units of text, shorter template
+        # texts, 20-character labels, 300-character postback data, HTTPS images): refused
+        # here, not at send time.
         problems = limit_problems(api_json)
         if problems:
             raise BroadcastError(f"messages.{index} exceeds LINE's limits", details=problems)
+        # A template that fails renders empty at send time (never raw Jinja): the message
+        # would be dropped for every friend. Refused here instead, as `stepline check` does.
+        problems = message_template_problems(messages[index], _TEMPLATES, catalogue.links)
+        if problems:
+            raise BroadcastError(
+                f"messages.{index} holds a template that does not work", details=problems
+            )
     return parsed
 
 
@@ -118,7 +145,48 @@ def parse_send_at(value: Any, runtime: Runtime) -> datetime:
         raise BroadcastError(f"'send_at' {value!r} is not an ISO 8601 date-time") from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=runtime.settings.tz)
+    try:
+        moment.astimezone(UTC)  # how it is stored: 0001-01-01T00:00+05:00 is before year 1
+    except OverflowError as exc:
+        raise BroadcastError(f"'send_at' {value!r} is out of the range of dates") from exc
     return moment
+
+
+def check_broadcast_id(broadcast_id: int) -> None:
+    """An id no broadcast can have (ids are 64-bit, from 1) is unknown, not a database error."""
+    if not 1 <= broadcast_id <= MAX_ID:
+        raise NotFound(f"no broadcast {broadcast_id}")
+
+
+def _condition(runtime: Runtime, segment: Any) -> Condition:
+    if segment is None:
+        raise BroadcastError("'segment' is required: a condition or the name of a segment")
+    try:
+        return resolve(segment, runtime.catalogue)
+    except SegmentError as exc:
+        raise BroadcastError(str(exc)) from exc
+
+
+def _reaches_anyone(runtime: Runtime, condition: Condition) -> bool:
+    """Whether the condition reaches any friend now (the first match ends the query: no
+    count of a large audience); BroadcastError if it names what does not exist (a typo
+    would send to nobody, or under a `not` to everyone)."""
+    catalogue = runtime.catalogue
+    with runtime.db.read() as session:
+        unknown = unknown_names(session, condition, catalogue)
+        if unknown:
+            raise BroadcastError(
+                "the segment names what does not exist; nothing was stored", details=unknown
+            )
+        first = sample_matching(
+            session,
+            condition,
+            catalogue=catalogue,
+            tz=runtime.settings.tz,
+            now=runtime.clock.now(),
+            limit=1,
+        )
+    return bool(first)
 
 
 def create_broadcast(
@@ -131,17 +199,44 @@ def create_broadcast(
     name: str | None = None,
     key: str | None = None,
 ) -> Broadcast:
-    """Validate everything, then store the broadcast (scheduled); nothing on bad input."""
-    if segment is None:
-        raise BroadcastError("'segment' is required: a condition or the name of a segment")
-    try:
-        condition = resolve(segment, runtime.catalogue)
-    except SegmentError as exc:
-        raise BroadcastError(str(exc)) from exc
-    check_messages(messages)
+    """`plan_broadcast`'s row, for callers that need no warnings."""
+    return plan_broadcast(
+        runtime,
+        segment=segment,
+        messages=messages,
+        send_at=send_at,
+        dry_run=dry_run,
+        name=name,
+        key=key,
+    ).row
+
+
+def plan_broadcast(
+    runtime: Runtime,
+    *,
+    segment: Any,
+    messages: Any,
+    send_at: Any = None,
+    dry_run: bool = False,
+    name: str | None = None,
+    key: str | None = None,
+) -> Planned:
+    """Validate everything, then store the broadcast (scheduled); nothing on bad input. A
+    segment that reaches nobody now is stored (friends may match by the time it is sent),
+    with a warning."""
+    condition = _condition(runtime, segment)
+    check_messages(messages, runtime.catalogue)
     if not isinstance(dry_run, bool):
         raise BroadcastError("'dry_run' must be true or false")
+    if name is not None and (not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME):
+        raise BroadcastError(f"'name' must be a text of 1–{MAX_NAME} characters")
     moment = parse_send_at(send_at, runtime)
+    warnings = []
+    if not _reaches_anyone(runtime, condition):
+        warnings.append(
+            "0 recipients: nobody matches this segment now (the audience is counted again "
+            "when sending starts)"
+        )
     now = runtime.clock.now()
     with runtime.db.write() as session:
         row = Broadcast(
@@ -161,7 +256,7 @@ def create_broadcast(
         session.flush()
         session.expunge(row)
     log.info("broadcast %d planned for %s%s", row.id, moment.isoformat(), " (dry run)" * dry_run)
-    return row
+    return Planned(row, warnings)
 
 
 def next_broadcast_due_after(runtime: Runtime, now: datetime) -> datetime | None:
@@ -176,6 +271,7 @@ def next_broadcast_due_after(runtime: Runtime, now: datetime) -> datetime | None
 
 def cancel_broadcast(runtime: Runtime, broadcast_id: int) -> dict[str, Any]:
     """Stop what is not yet sent: open rows of the broadcast are cancelled."""
+    check_broadcast_id(broadcast_id)
     now = runtime.clock.now()
     with runtime.db.write() as session:
         row = session.get(Broadcast, broadcast_id, with_for_update=True)
@@ -207,13 +303,13 @@ def doc_messages(doc: BroadcastDoc) -> list[Any]:
     return [m.model_dump(mode="json", by_alias=True, exclude_unset=True) for m in doc.messages]
 
 
-def create_from_catalogue(runtime: Runtime, name: str, *, dry_run: bool = False) -> Broadcast:
+def create_from_catalogue(runtime: Runtime, name: str, *, dry_run: bool = False) -> Planned:
     """`stepline broadcast send NAME`: the catalogue's `broadcast:` document, now."""
     doc = runtime.catalogue.broadcasts.get(name)
     if doc is None:
         known = ", ".join(sorted(runtime.catalogue.broadcasts)) or "none"
         raise NotFound(f"no broadcast document '{name}' (known: {known})")
-    return create_broadcast(
+    return plan_broadcast(
         runtime,
         segment=doc_segment(doc),
         messages=doc_messages(doc),
@@ -226,6 +322,7 @@ def create_from_catalogue(runtime: Runtime, name: str, *, dry_run: bool = False)
 
 
 def broadcast_status(runtime: Runtime, broadcast_id: int) -> dict[str, Any]:
+    check_broadcast_id(broadcast_id)
     with runtime.db.read() as session:
         row = session.get(Broadcast, broadcast_id)
         if row is None:

@@ -9,6 +9,7 @@ answered `duplicate` and has no second effect.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -22,11 +23,14 @@ from bot.engine.turn import Turn
 from bot.runtime import Runtime
 from bot.services.errors import InvalidInput, NotFound
 from bot.services.friends import friend_json
+from bot.services.json_input import size_text, too_deep
 from bot.services.turns import FriendNotFound, run_turn
 from storage.models import FieldValue, Friend, OutsideEvent, OutsideEventStatus
 from storage.upsert import insert_ignore
 
 MAX_ID = 100
+MAX_PROPERTIES_DEPTH = 16  # objects and arrays inside `properties`
+MAX_PROPERTIES_BYTES = 64 * 1024  # as JSON, stored with each event
 MEMBER_FIELD = "member_id"
 KEYS = {"id", "name", "user_id", "member_id", "properties"}
 
@@ -87,6 +91,8 @@ def validate(catalogue: Catalogue, body: dict[str, Any]) -> EventRequest:
     properties = body.get("properties", {})
     if not isinstance(properties, dict):
         problems.append("`properties` must be an object")
+    else:
+        problems.extend(_properties_problems(properties))
     if isinstance(name, str) and name and not problems and not _known(catalogue, name):
         known = sorted({*catalogue.events, *_flow_events(catalogue)})
         hint = suggest(name, known)
@@ -97,6 +103,19 @@ def validate(catalogue: Catalogue, body: dict[str, Any]) -> EventRequest:
         raise InvalidInput("invalid event; nothing was done", problems)
     assert event_id is not None and isinstance(name, str) and isinstance(properties, dict)
     return EventRequest(event_id, name, properties, user_id, member_id)
+
+
+def _properties_problems(properties: dict[str, Any]) -> list[str]:
+    """`properties` are stored with the event and read by templates: kept small and flat."""
+    where = too_deep(properties, MAX_PROPERTIES_DEPTH, "properties")
+    if where is not None:
+        return [f"`properties` nest more than {MAX_PROPERTIES_DEPTH} levels deep (at {where})"]
+    size = len(json.dumps(properties, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_PROPERTIES_BYTES:
+        return [
+            f"`properties` are {size_text(size)} as JSON; at most {size_text(MAX_PROPERTIES_BYTES)}"
+        ]
+    return []
 
 
 def _has_member_field(catalogue: Catalogue) -> bool:

@@ -24,10 +24,15 @@ def _condition(runtime: Runtime, body: dict[str, Any]) -> Any:
 
 
 def reach(runtime: Runtime, body: dict[str, Any], *, sample: int) -> dict[str, Any]:
-    """`{"count", "sample", "cost", "warnings"}` for `POST /segments/count|preview`."""
+    """`{"count", "sample", "cost", "warnings"}` for `POST /segments/count|preview`.
+
+    A segment that names what does not exist (a tag the catalogue does not define, …) is
+    counted all the same, each such name a warning: a broadcast refuses it, but a count is a
+    question, and friends may still hold a tag the catalogue has since dropped."""
     condition = _condition(runtime, body)
     now, catalogue, tz = runtime.clock.now(), runtime.catalogue, runtime.settings.tz
     with runtime.db.read() as session:
+        unknown = segments.unknown_names(session, condition, catalogue)
         count = segments.count_matching(session, condition, catalogue=catalogue, tz=tz, now=now)
         rows = (
             segments.sample_matching(
@@ -40,7 +45,8 @@ def reach(runtime: Runtime, body: dict[str, Any], *, sample: int) -> dict[str, A
             select(func.count()).select_from(Friend).where(Friend.status == FriendStatus.FOLLOWING)
         )
     estimate = cost.estimate(count, int(total or 0), runtime.settings, runtime.line)
-    warnings = estimate.pop("warnings")
+    warnings = [f"the segment names what does not exist: {name}" for name in unknown]
+    warnings += estimate.pop("warnings")
     return {"count": count, "sample": rows, "cost": estimate, "warnings": warnings}
 
 
@@ -48,7 +54,7 @@ def create_broadcast(runtime: Runtime, body: dict[str, Any]) -> dict[str, Any]:
     unknown = set(body) - {"segment", "messages", "send_at", "dry_run", "name"}
     if unknown:
         raise InvalidInput(f"unknown key(s): {', '.join(sorted(unknown))}")
-    row = broadcasts.create_broadcast(
+    planned = broadcasts.plan_broadcast(
         runtime,
         segment=body.get("segment"),
         messages=body.get("messages"),
@@ -56,7 +62,13 @@ def create_broadcast(runtime: Runtime, body: dict[str, Any]) -> dict[str, Any]:
         dry_run=body.get("dry_run", False),
         name=body.get("name"),
     )
-    return {"id": row.id, "status": row.status, "send_at": row.send_at.isoformat()}
+    row = planned.row
+    return {
+        "id": row.id,
+        "status": row.status,
+        "send_at": row.send_at.isoformat(),
+        "warnings": planned.warnings,
+    }
 
 
 def broadcast_status(runtime: Runtime, broadcast_id: int) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from bot.services.broadcasts import list_broadcasts
 from bot.services.errors import Conflict, InvalidInput, NotFound, ServiceError
 from bot.services.events import post_event
 from bot.services.friends import friend_json, get_friend, list_friends, patch_friend
+from bot.services.json_input import MAX_BODY_BYTES, parse_object
 
 blueprint = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -68,11 +69,11 @@ def service_error(exc: ServiceError) -> tuple[Response, int]:
     return error_json(status, exc.message, exc.details)
 
 
-def json_body() -> dict[str, Any]:
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        raise ApiError(422, "the body must be a JSON object")
-    return payload
+def json_body(max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The body as a JSON object within `bot.services.json_input`'s bounds (else a 422)."""
+    if not request.is_json:
+        raise ApiError(422, "the body must be a JSON object (Content-Type: application/json)")
+    return parse_object(request.get_data(cache=False), max_bytes=max_bytes)
 
 
 @blueprint.get("/friends/<line_user_id>")
@@ -133,7 +134,8 @@ def cancel_broadcast(broadcast_id: int) -> Any:
 def upload_audience() -> Any:
     """JSON `{"name", "user_ids": [...]}`, or a TXT/CSV body with `?name=`."""
     if request.is_json:
-        body = json_body()
+        # As large as a text upload: a list of ids is what this body is for.
+        body = json_body(max_bytes=current_app.config["MAX_CONTENT_LENGTH"])
         ids = body.get("user_ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise ApiError(422, "'user_ids' must be a list of LINE user ids")

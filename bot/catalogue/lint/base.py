@@ -13,13 +13,13 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.catalogue import messages
 from bot.catalogue.catalogue import Catalogue, Problem
 from bot.catalogue.explain import article, show_value, suggest
 from bot.catalogue.models import (
+    MAX_INTEGER,
     Action,
     AllCondition,
     AnsweredCondition,
@@ -61,7 +61,7 @@ from bot.catalogue.models import (
     UntagAction,
 )
 from bot.catalogue.source import Document, Locator, PathItem, place
-from bot.catalogue.templates import contains_template, make_environment
+from bot.catalogue.templates import check_template, contains_template, make_environment
 from bot.catalogue.text import normalise
 from bot.line import limits
 from bot.line.message_schema import message_problems
@@ -102,6 +102,8 @@ def value_problem(definition: FieldDef, value: Any) -> str | None:
             return f"expected {article(kind)}, got {got}"
         if kind == "integer" and isinstance(value, float) and not value.is_integer():
             return f"expected an integer, got {got}"
+        if kind == "integer" and abs(value) > MAX_INTEGER:
+            return f"{got} is out of range (an integer field holds at most ±{MAX_INTEGER:,})"
         low, high = definition.min, definition.max
         if (low is not None and value < low) or (high is not None and value > high):
             return f"{got} is out of range ({_range_text(low, high)})"
@@ -245,27 +247,11 @@ class LinterBase:
 
     def template(self, loc: Locator, path: Path_, text: str) -> None:
         """Compile a template; check the links it names."""
-        if not contains_template(text):
-            return
-        try:
-            tree = self.env.parse(text)
-            self.env.compile(tree)
-        except TemplateSyntaxError as exc:
-            line = f" (line {exc.lineno} of the text)" if "\n" in text.strip() else ""
-            message = exc.message or "syntax error"
-            unknown_filter = re.match(r"No filter named '(.+)'", message)
-            if unknown_filter:
-                name = unknown_filter.group(1)
-                hint = suggest(name, sorted(self.env.filters))
-                message = f"unknown filter '{name}'{hint}"
-            self.report(loc, path, f"template error: {message.rstrip('.')}{line}")
-            return
-        for call in tree.find_all(nodes.Call):
-            target = call.node
-            if isinstance(target, nodes.Name) and target.name == "link" and call.args:
-                first = call.args[0]
-                if isinstance(first, nodes.Const) and isinstance(first.value, str):
-                    self.link(loc, path, first.value)
+        checked = check_template(self.env, text)
+        if checked.problem is not None:
+            self.report(loc, path, checked.problem)
+        for name in checked.links:
+            self.link(loc, path, name)
 
     def text(self, loc: Locator, path: Path_, text: str) -> None:
         self.template(loc, path, text)
