@@ -49,11 +49,12 @@ class Settings:
     # A sequence step found due more than the grace ago (the worker was down): send | skip.
     late_steps: str = "send"
     late_steps_grace_seconds: float = 3600.0
-    # Webhook events: processed off the request by a pool of this many threads per process;
-    # a process holds what it stored for the lease (then any process's sweep takes it). Many:
-    # a thread spends most of an event waiting for LINE to accept the reply (no database
-    # connection held then), so with 200 ms of network 4 threads would cap a process at 20/s.
-    event_threads: int = 32
+    # Webhook events: applied off the request by this many threads per process (few: the work
+    # is a short transaction and CPU), their replies sent by the send threads (many: a send is
+    # waiting for LINE); a process holds what it stored for the lease (then any process's
+    # sweep takes it).
+    event_threads: int = 4
+    event_send_threads: int = 32
     event_lease_seconds: float = 30.0
     event_sweep_seconds: float = 5.0
     event_attempts: int = 5  # a failing event is retried with a backoff, then parked as failed
@@ -103,7 +104,8 @@ class Settings:
             retry_cap_seconds=_positive(env, "STEPLINE_RETRY_CAP_SECONDS", 300.0),
             late_steps=env.get("STEPLINE_LATE_STEPS", "send"),
             late_steps_grace_seconds=_positive(env, "STEPLINE_LATE_STEPS_GRACE_SECONDS", 3600.0),
-            event_threads=int(_positive(env, "STEPLINE_EVENT_THREADS", 32)),
+            event_threads=int(_positive(env, "STEPLINE_EVENT_THREADS", 4)),
+            event_send_threads=int(_positive(env, "STEPLINE_EVENT_SEND_THREADS", 32)),
             event_lease_seconds=_positive(env, "STEPLINE_EVENT_LEASE_SECONDS", 30.0),
             event_sweep_seconds=_positive(env, "STEPLINE_EVENT_SWEEP_SECONDS", 5.0),
             event_attempts=int(_positive(env, "STEPLINE_EVENT_ATTEMPTS", 5)),

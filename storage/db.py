@@ -60,6 +60,32 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+class _UrgentFirstMutex:
+    """A mutex whose urgent waiters are served before the others."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._held = False
+        self._urgent_waiting = 0
+
+    def acquire(self, *, urgent: bool) -> None:
+        with self._condition:
+            if urgent:
+                self._urgent_waiting += 1
+            try:
+                while self._held or (not urgent and self._urgent_waiting):
+                    self._condition.wait()
+            finally:
+                if urgent:
+                    self._urgent_waiting -= 1
+            self._held = True
+
+    def release(self) -> None:
+        with self._condition:
+            self._held = False
+            self._condition.notify_all()
+
+
 class SqliteWriteLock:
     """One writer at a time, queued in the kernel rather than in SQLite's busy handler.
 
@@ -69,23 +95,39 @@ class SqliteWriteLock:
     """
 
     def __init__(self, database: str | None) -> None:
-        self._mutex = threading.Lock()
+        self._mutex = _UrgentFirstMutex()
         in_memory = database is None or database in ("", ":memory:")
         self._path = None if database is None or in_memory else Path(database + ".writelock")
         self._fd: int | None = None
         self._pid = 0
 
     def __enter__(self) -> SqliteWriteLock:
-        self._mutex.acquire()
+        self._acquire(urgent=False)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._release()
+
+    @contextlib.contextmanager
+    def hold(self, *, urgent: bool) -> Iterator[None]:
+        """Hold the lock; an `urgent` writer (the webhook door's one insert, which LINE
+        waits for) goes before the background writers queued in this process."""
+        self._acquire(urgent=urgent)
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _acquire(self, *, urgent: bool) -> None:
+        self._mutex.acquire(urgent=urgent)
         if self._path is not None:
             try:
                 fcntl.flock(self._descriptor(), fcntl.LOCK_EX)
             except BaseException:
                 self._mutex.release()
                 raise
-        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def _release(self) -> None:
         try:
             if self._path is not None and self._fd is not None:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
@@ -123,9 +165,15 @@ class Database:
         return self.dialect == "sqlite"
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[Session]:
-        """One write transaction: commit on success, roll back on any error."""
-        with self._write_lock, self._write() as session, session.begin():
+    def write(self, *, urgent: bool = False) -> Iterator[Session]:
+        """One write transaction: commit on success, roll back on any error. On SQLite an
+        `urgent` one is queued before this process's other writers (see SqliteWriteLock)."""
+        lock: contextlib.AbstractContextManager[object] = (
+            self._write_lock.hold(urgent=urgent)
+            if isinstance(self._write_lock, SqliteWriteLock)
+            else self._write_lock
+        )
+        with lock, self._write() as session, session.begin():
             yield session
 
     @contextlib.contextmanager

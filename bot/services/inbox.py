@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,7 +87,8 @@ def store_events(runtime: Runtime, events: Sequence[InboundEvent], owner: str) -
         }
     if not rows:
         return Stored(0, 0, 0, [])
-    with runtime.db.write() as session:
+    # Urgent: LINE waits for this one write; background writers of this process queue after.
+    with runtime.db.write(urgent=True) as session:
         inserted = set(_insert_new(session, list(rows.values())))
         retaken = _retake_failed(
             session, [i for i in rows if i not in inserted], owner, now, lease_until
@@ -163,8 +164,16 @@ class Progress:
     handed_back: bool = False
 
 
-def process_friend(runtime: Runtime, line_user_id: str, owner: str) -> Progress:
-    """Apply the friend's waiting events, earliest first, until none is left for `owner`."""
+def process_friend(
+    runtime: Runtime,
+    line_user_id: str,
+    owner: str,
+    send: Callable[[list[OutboxMessage]], object] | None = None,
+) -> Progress:
+    """Apply the friend's waiting events, earliest first, until none is left for `owner`;
+    each event's messages go to `send` after its commit (default: sent here and now; the
+    event pool sends them from its own threads, in the friend's order)."""
+    send = send or runtime.sender.send_claimed
     progress = Progress()
     profiles: dict[int, str | None] = {}  # a follow's display name, fetched outside the lock
     while True:
@@ -184,7 +193,7 @@ def process_friend(runtime: Runtime, line_user_id: str, owner: str) -> Progress:
         elif step.outcome not in ("none", "raced"):
             setattr(progress, step.outcome, getattr(progress, step.outcome) + 1)
         if step.rows:
-            runtime.sender.send_claimed(step.rows)
+            send(step.rows)
         if not step.more:
             return progress
 
