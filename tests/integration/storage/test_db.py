@@ -141,3 +141,33 @@ def test_sqlite_writers_in_several_processes_never_fail_with_locked(db: Database
     assert [w.exitcode for w in workers] == [0, 0, 0]
     with db.read() as session:
         assert session.execute(text("SELECT COUNT(*) FROM tags")).scalar_one() == 120
+
+
+def test_the_urgent_writer_goes_before_queued_background_writers() -> None:
+    """The webhook door's insert (urgent) is not held back by the writers already queued."""
+    import threading
+    import time
+
+    from storage.db import SqliteWriteLock
+
+    lock = SqliteWriteLock(None)
+    order: list[str] = []
+
+    def take(name: str, urgent: bool) -> None:
+        with lock.hold(urgent=urgent):
+            order.append(name)
+
+    with lock.hold(urgent=False):
+        background = [
+            threading.Thread(target=take, args=(f"background{n}", False)) for n in range(3)
+        ]
+        for thread in background:
+            thread.start()
+        time.sleep(0.1)  # they are queued
+        door = threading.Thread(target=take, args=("door", True))
+        door.start()
+        time.sleep(0.1)
+    for thread in [*background, door]:
+        thread.join(5)
+    assert order[0] == "door"
+    assert sorted(order[1:]) == ["background0", "background1", "background2"]
