@@ -34,7 +34,8 @@ def event_statuses(database_url: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_serve_killed_after_its_200_loses_no_event(tmp_path: Path, database_url: str) -> None:
+def test_serve_killed_after_its_200_loses_no_event(tmp_path: Path, db: Database) -> None:
+    database_url = db.url  # emptied by the fixture: the statuses below are this test's
     flows = tmp_path / "flows"
     shutil.copytree(TEST_FLOWS, flows)
     port = free_port()

@@ -267,6 +267,14 @@ def test_simulator_users_are_back_after_a_demo_restart(
         followed = requests.post(f"{emulator}/_emulator/users/{user['user_id']}/follow", timeout=10)
         assert followed.json()["status"] == 200
         users[name] = user["user_id"]
+
+    def greeted(user_id: str) -> bool:
+        messages = requests.get(f"{emulator}/_emulator/users/{user_id}/messages", timeout=5)
+        return bool(messages.json()["messages"])
+
+    # The bot answers the follow first and processes it (the profile call) right after; a
+    # user who has blocked has no profile at LINE, so block only once the follow is applied.
+    wait_until(lambda: all(greeted(user_id) for user_id in users.values()))
     blocked = requests.post(f"{emulator}/_emulator/users/{users['太郎']}/unfollow", timeout=10)
     assert blocked.json()["status"] == 200
     first.send_signal(signal.SIGTERM)
