@@ -103,6 +103,7 @@ def serve_process(
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=tmp_path,
+            start_new_session=True,  # its own group: `os.killpg(pid)` stops master and workers
         )
     base = f"http://127.0.0.1:{port}"
     try:
