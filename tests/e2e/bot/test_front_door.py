@@ -276,3 +276,26 @@ def test_an_event_that_kills_its_process_every_time_is_parked(stack: Stack) -> N
     assert status == "failed"
     assert "stopped during every attempt" in (error or "")
     assert stack.friend(user)["tags"] == []
+
+
+def test_different_friends_events_are_applied_at_the_same_time(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if stack.db.is_sqlite:
+        pytest.skip("SQLite has one writer at a time; this checks PostgreSQL's row locks")
+    users = [stack.user(f"利用者{n}") for n in range(2)]
+    for user in users:
+        user.follow()
+    spans: dict[str, tuple[float, float]] = {}
+    real_on_text = stack.runtime.dispatcher.on_text
+
+    def slow(turn: Any, text: str) -> None:
+        started = time.monotonic()
+        time.sleep(0.5)  # inside the friend's transaction
+        real_on_text(turn, text)
+        spans[turn.record.friend.line_user_id] = (started, time.monotonic())
+
+    monkeypatch.setattr(stack.runtime.dispatcher, "on_text", slow)
+    assert send(stack, [text_event(user.user_id, "女性") for user in users]).status_code == 200
+    (first_start, first_end), (second_start, second_end) = spans.values()
+    assert first_start < second_end and second_start < first_end  # they overlapped
