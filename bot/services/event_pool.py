@@ -129,11 +129,6 @@ class EventPool:
                 self._idle.wait(left)
         return True
 
-    @property
-    def busy(self) -> int:
-        with self._lock:
-            return len(self._running)
-
     # ------------------------------------------------------------------ sweeping
 
     def sweep(self) -> int:

@@ -419,11 +419,6 @@ def claim_waiting(runtime: Runtime, owner: str, limit: int = 500) -> list[str]:
     return list(dict.fromkeys(str(user) for _, user in claimed))
 
 
-def next_waiting_due(runtime: Runtime) -> datetime | None:
-    with runtime.db.read() as session:
-        return session.scalar(select(func.min(WebhookEvent.due_at)).where(WAITING))
-
-
 # ---------------------------------------------------------------------- operators
 
 
